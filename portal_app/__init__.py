@@ -1,0 +1,69 @@
+"""Portico: the client-portal and contact-settings core.
+
+``create_app`` builds the application in named steps; nothing runs at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Create and configure the Portico application."""
+    app = Flask(
+        __name__,
+        instance_path=os.environ.get("PORTICO_INSTANCE_PATH") or None,
+        template_folder="../templates",
+        static_folder="../static",
+    )
+    register_config(app, test_config)
+    register_extensions(app)
+    register_blueprints(app)
+    register_cli(app)
+    return app
+
+
+def register_config(app: Flask, test_config: dict[str, Any] | None) -> None:
+    from portal_app.config import load_config
+
+    env = dict(os.environ)
+    if test_config and "ENV" in test_config:
+        env.update(test_config.pop("ENV"))
+    app.config.update(load_config(app.instance_path, env))
+    if test_config:
+        app.config.update(test_config)
+
+
+def register_extensions(app: Flask) -> None:
+    from portal_app import auth, db_events
+    from portal_app.extensions import csrf, db, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    auth.init_app(app)
+    db_events.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from portal_app import dev, errors
+    from portal_app.portal import bp as portal_bp
+
+    errors.init_app(app)
+    app.register_blueprint(portal_bp)
+    if app.config["DEVELOPMENT"]:
+        app.register_blueprint(dev.bp)
+
+    import staff_api
+
+    staff_api.init_app(app)
+
+
+def register_cli(app: Flask) -> None:
+    from portal_app.cli import register_commands
+
+    register_commands(app)

@@ -1,0 +1,75 @@
+"""Commands for the outbox, the rq worker and the periodic scheduler."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
+from rq import Queue, Worker
+from rq.job import Job
+
+from portal_app.extensions import db
+from portal_app.jobs import QUEUE_NAME, get_redis
+
+outbox_cli = AppGroup("outbox", help="The email outbox.")
+
+SWEEP_INTERVAL_SECONDS = 60
+
+
+@outbox_cli.command("sweep")
+def outbox_sweep() -> None:
+    """Re-enqueue unsent outbox rows (also run every minute by `cron`)."""
+    from portal_app.jobs.mail import sweep_outbox
+
+    count = sweep_outbox()
+    click.echo(f"Re-enqueued {count} unsent email(s).")
+
+
+class AppWorker(Worker):
+    """An rq worker that runs every job inside the Flask app's context."""
+
+    app: Flask
+
+    def perform_job(self, job: Job, queue: Queue) -> bool:
+        with self.app.app_context():
+            try:
+                return super().perform_job(job, queue)
+            finally:
+                db.session.remove()
+
+
+def _require_redis(app: Flask) -> None:
+    if not app.config["REDIS_URL"]:
+        raise click.ClickException("REDIS_URL is not set: jobs run in process in the embedded default.")
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Drain the queue, then exit.")
+@with_appcontext
+def worker_command(burst: bool) -> None:
+    """Run an rq worker on queue 'portico' (with rq's scheduler for retries)."""
+    app: Any = current_app._get_current_object()  # type: ignore[attr-defined]
+    _require_redis(app)
+    engine = db.engine
+    # A forked work horse must not share the parent's database connections.
+    os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
+    worker = AppWorker([Queue(QUEUE_NAME, connection=get_redis())], connection=get_redis())
+    worker.app = app
+    worker.work(burst=burst, with_scheduler=True)
+
+
+@click.command("cron")
+@with_appcontext
+def cron_command() -> None:
+    """Run the periodic jobs (outbox sweep); exactly one per deployment."""
+    from rq.cron import CronScheduler
+
+    from portal_app.jobs.mail import sweep_outbox
+
+    _require_redis(current_app)  # type: ignore[arg-type]
+    scheduler = CronScheduler(connection=get_redis(), name="portico-cron")
+    scheduler.register(sweep_outbox, queue_name=QUEUE_NAME, interval=SWEEP_INTERVAL_SECONDS)
+    scheduler.start()

@@ -1,0 +1,121 @@
+"""Configuration read from the environment (SPEC §1.2)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+# Values that appear in tutorials and templates; a production key must be none of them.
+DEFAULT_SECRET_KEYS = frozenset(
+    {"", "dev", "development", "secret", "changeme", "change-me", "please-change-me", "portico"}
+)
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run; the message says what to fix."""
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from exc
+
+
+def normalise_database_url(url: str) -> str:
+    """Pick the driver for the plain ``postgresql://`` form (psycopg 3)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _development_secret_key(instance_path: Path) -> str:
+    """Return a per-checkout key kept under instance/, so dev sessions survive restarts."""
+    path = instance_path / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Build the Flask config from environment variables; refuse unsafe production setups."""
+    env = os.environ if env is None else env
+    portico_env = env.get("PORTICO_ENV", "production").strip().lower() or "production"
+    if portico_env not in {"development", "production"}:
+        raise ConfigError(f"PORTICO_ENV must be 'development' or 'production', not {portico_env!r}")
+    development = portico_env == "development"
+    instance = Path(instance_path)
+
+    secret_key = env.get("SECRET_KEY", "")
+    if not development:
+        if secret_key.strip().lower() in DEFAULT_SECRET_KEYS:
+            raise ConfigError(
+                "SECRET_KEY is missing or a well-known default; set it to a long random value "
+                "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))')."
+            )
+        if len(secret_key) < MIN_SECRET_KEY_LENGTH:
+            raise ConfigError(
+                f"SECRET_KEY is too short ({len(secret_key)} characters); "
+                f"use at least {MIN_SECRET_KEY_LENGTH} random characters."
+            )
+    elif not secret_key:
+        secret_key = _development_secret_key(instance)
+
+    database_url = env.get("DATABASE_URL", "")
+    if not database_url:
+        if not development:
+            raise ConfigError("DATABASE_URL is required in production (postgresql://user@host/db).")
+        database_url = f"sqlite:///{instance / 'portico.db'}"
+    redis_url = env.get("REDIS_URL", "") or None
+    if not development and redis_url is None:
+        raise ConfigError("REDIS_URL is required in production (jobs and rate limits use it).")
+
+    fallbacks = [k.strip() for k in env.get("SECRET_KEY_FALLBACKS", "").split(",") if k.strip()]
+    session_hours = _int(env, "SESSION_MAX_AGE_HOURS", 8)
+    return {
+        "PORTICO_ENV": portico_env,
+        "DEVELOPMENT": development,
+        "SECRET_KEY": secret_key,
+        "SECRET_KEY_FALLBACKS": fallbacks,
+        "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": redis_url,
+        "MAIL_URL": env.get("MAIL_URL", "") or None,
+        "MAIL_FROM": env.get("MAIL_FROM", "") or "Portico <no-reply@portico.localhost>",
+        "BASE_URL": (env.get("BASE_URL", "") or "http://127.0.0.1:5000").rstrip("/"),
+        "INVITATION_MAX_AGE_DAYS": _int(env, "INVITATION_MAX_AGE_DAYS", 7),
+        "PASSWORD_RESET_MAX_AGE_MINUTES": _int(env, "PASSWORD_RESET_MAX_AGE_MINUTES", 60),
+        "SESSION_MAX_AGE_HOURS": session_hours,
+        "SESSION_IDLE_MINUTES": _int(env, "SESSION_IDLE_MINUTES", 60),
+        "MAIL_MAX_ATTEMPTS": _int(env, "MAIL_MAX_ATTEMPTS", 5),
+        # Jobs run in this process (same job functions) unless a Redis queue is configured.
+        "JOBS_INLINE": redis_url is None,
+        "DEV_MAIL_DIR": str(instance / "mail"),
+        "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": not development,
+        "SESSION_COOKIE_NAME": "portico_session" if development else "__Host-portico_session",
+        "PERMANENT_SESSION_LIFETIME": session_hours * 3600,
+        "WTF_CSRF_CHECK_DEFAULT": False,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+    }

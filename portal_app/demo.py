@@ -1,0 +1,141 @@
+"""The demo firm for `make run`: both account types, shared contacts, all three statuses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+
+from portal_app.extensions import db
+from portal_app.models import ContactEmail, Firm, PortalUser, StaffUser, utcnow
+from portal_app.passwords import hash_password
+from portal_app.services import accounts, contacts, links, settings
+from portal_app.services.audit import Actor
+from portal_app.services.staff import create_firm, create_staff_user, issue_api_token
+from portal_app.transaction import commit
+
+DEMO_FIRM_NAME = "Harbor & Finch CPA"
+DEMO_ADMIN_EMAIL = "admin@harborfinch.example"
+DEMO_ADMIN_PASSWORD = "harbor-finch-demo"
+DEMO_CLIENT_PASSWORD = "portico-client-demo"
+
+# (first, last, [emails])
+CONTACTS: dict[str, tuple[str, str, list[str]]] = {
+    "anna": ("Anna", "Berger", ["anna.berger@example.com", "anna@bergerdesign.example"]),
+    "paul": ("Paul", "Berger", ["paul.berger@example.com"]),
+    "mia": ("Mia", "Chen", ["mia.chen@example.com"]),
+    "leo": ("Leo", "Dubois", ["leo@duboisbakery.example", "leo.dubois@example.net"]),
+    "sara": ("Sara", "Evans", ["sara.evans@example.com"]),
+    "tom": ("Tom", "Fischer", ["tom.fischer@example.com"]),
+    "nina": ("Nina", "Garcia", ["nina@garcialaw.example"]),
+    "omar": ("Omar", "Haddad", ["omar.haddad@example.org"]),
+    "ruth": ("Ruth", "Ito", ["ruth.ito@example.com"]),
+    "ken": ("Ken", "Jansen", ["ken@jansenbuild.example"]),
+    "lara": ("Lara", "Klein", ["lara.klein@example.com"]),
+}
+
+# (name, type, company fields, tags, [(contact, description, signer priority)], settings)
+# settings: {address: {...}}; "active" marks an address whose portal login is activated.
+ACCOUNTS: list[dict[str, Any]] = [
+    {"name": "Berger Family", "type": "individual", "tags": ["family", "1040"],
+     "contacts": [("anna", "Main contact", 1), ("paul", "Spouse", 2)],
+     "settings": {"anna.berger@example.com": {"login": True, "notify": True, "active": True},
+                  "paul.berger@example.com": {"notify": True}}},
+    {"name": "Berger Design GmbH", "type": "company", "company_name": "Berger Design GmbH",
+     "company_address": "Hafenstraße 12, 20457 Hamburg", "tags": ["company", "monthly"],
+     "contacts": [("anna", "Managing director", 1)],
+     "settings": {"anna@bergerdesign.example": {"login": True, "notify": True, "email_sync": True},
+                  "anna.berger@example.com": {"login": True, "active": True}}},
+    {"name": "Mia Chen", "type": "individual", "tags": ["1040"],
+     "contacts": [("mia", "", 1)],
+     "settings": {"mia.chen@example.com": {"login": True, "notify": True}}},
+    {"name": "Dubois Bakery LLC", "type": "company", "company_name": "Dubois Bakery LLC",
+     "company_address": "18 Rue du Pain, Montréal", "tags": ["company", "payroll"],
+     "contacts": [("leo", "Owner", 1), ("sara", "Bookkeeper", 2)],
+     "settings": {"leo@duboisbakery.example": {"login": True, "notify": True, "email_sync": True, "active": True},
+                  "sara.evans@example.com": {"notify": True, "email_sync": True}}},
+    {"name": "Leo Dubois", "type": "individual", "tags": ["1040"],
+     "contacts": [("leo", "", 1)],
+     "settings": {"leo.dubois@example.net": {"notify": True}}},
+    {"name": "Evans Household", "type": "individual", "tags": ["family"],
+     "contacts": [("sara", "Main contact", 1), ("tom", "Partner", 2)],
+     "settings": {"sara.evans@example.com": {"login": True}}},
+    {"name": "Fischer Consulting", "type": "company", "company_name": "Fischer Consulting Ltd",
+     "company_address": "4 Market Square, Bristol", "tags": ["company"],
+     "contacts": [("tom", "Director", 1)], "settings": {}},
+    {"name": "Garcia Law Office", "type": "company", "company_name": "Garcia Law PLLC",
+     "company_address": "200 Main St, Austin TX", "tags": ["company", "monthly"],
+     "contacts": [("nina", "Partner", 1), ("omar", "Office manager", 2), ("ruth", "Associate", 3)],
+     "settings": {"nina@garcialaw.example": {"login": True, "notify": True, "active": True},
+                  "omar.haddad@example.org": {"notify": True, "email_sync": True}}},
+    {"name": "Omar Haddad", "type": "individual", "tags": [],
+     "contacts": [("omar", "", 1)], "settings": {}},
+    {"name": "Ruth Ito", "type": "individual", "tags": ["1040"],
+     "contacts": [("ruth", "", 1)],
+     "settings": {"ruth.ito@example.com": {"login": True, "notify": True}}},
+    {"name": "Jansen Construction", "type": "company", "company_name": "Jansen Construction BV",
+     "company_address": "Keizersgracht 1, Amsterdam", "tags": ["company", "payroll"],
+     "contacts": [("ken", "Owner", 1), ("lara", "Controller", 2)],
+     "settings": {"ken@jansenbuild.example": {"login": True, "notify": True}}},
+    {"name": "Lara Klein", "type": "individual", "tags": [],
+     "contacts": [("lara", "", 1)], "settings": {}},
+]
+
+
+def load_demo() -> dict[str, Any]:
+    """Create the demo firm unless it exists; always return fresh credentials to print."""
+    firm = db.session.scalar(select(Firm).where(Firm.name == DEMO_FIRM_NAME))
+    created = firm is None
+    if firm is None:
+        firm = _create_demo_firm()
+    admin = db.session.scalar(select(StaffUser).where(StaffUser.email == DEMO_ADMIN_EMAIL))
+    assert admin is not None
+    _, raw_token = issue_api_token(admin, name="demo")
+    commit()
+    return {
+        "firm_name": firm.name,
+        "created": created,
+        "api_token": raw_token,
+        "base_url": current_app.config["BASE_URL"],
+    }
+
+
+def _create_demo_firm() -> Firm:
+    firm = create_firm(DEMO_FIRM_NAME, timezone="Europe/Berlin")
+    create_staff_user(firm, email=DEMO_ADMIN_EMAIL, password=DEMO_ADMIN_PASSWORD, name="Hanna Finch", role="admin")
+    create_staff_user(firm, email="staff@harborfinch.example", password=DEMO_ADMIN_PASSWORD, name="Jonas Harbor")
+    people = {
+        key: contacts.create_contact(
+            firm.id, first_name=first, last_name=last, emails=[{"address": a} for a in addresses]
+        )
+        for key, (first, last, addresses) in CONTACTS.items()
+    }
+    actor = Actor.system("demo")
+    activated: set[str] = set()
+    for spec in ACCOUNTS:
+        account = accounts.create_account(
+            firm.id,
+            name=spec["name"],
+            type=spec["type"],
+            company_name=spec.get("company_name"),
+            company_address=spec.get("company_address"),
+            tags=spec["tags"],
+        )
+        for key, description, priority in spec["contacts"]:
+            links.link_contact(account, people[key], description=description, signer_priority=priority)
+        for address, wanted in spec["settings"].items():
+            email = db.session.scalar(select(ContactEmail).where(ContactEmail.firm_id == firm.id, ContactEmail.address == address))
+            assert email is not None
+            row = settings.get_settings(account, email.id)
+            settings.update_settings(row, {k: v for k, v in wanted.items() if k != "active"}, actor=actor)
+            if wanted.get("active"):
+                activated.add(address)
+    for address in sorted(activated):
+        email = db.session.scalar(select(ContactEmail).where(ContactEmail.firm_id == firm.id, ContactEmail.address == address))
+        assert email is not None
+        db.session.add(
+            PortalUser(firm_id=firm.id, email_id=email.id, password_hash=hash_password(DEMO_CLIENT_PASSWORD), activated_at=utcnow())
+        )
+    db.session.flush()
+    return firm

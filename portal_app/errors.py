@@ -1,0 +1,67 @@
+"""Error responses: the API's JSON shape under /api/, clear pages elsewhere."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from portal_app.services.errors import DomainError
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def error_response(status: int, code: str, message: str, fields: dict | None = None) -> Response:
+    body = {"error": {"code": code, "message": message, "fields": fields or {}}}
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "rate_limited",
+    500: "server_error",
+}
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(DomainError)
+    def handle_domain_error(error: DomainError) -> tuple[Response | str, int]:
+        if wants_json():
+            return error_response(error.status, error.code, error.message, error.fields), error.status
+        return render_template("errors/error.html", status=error.status, message=error.message), error.status
+
+    @app.errorhandler(CSRFError)
+    def handle_csrf_error(error: CSRFError) -> tuple[Response | str, int]:
+        if wants_json():
+            message = "Send the csrf_token from /api/v1/auth/me as the X-CSRFToken header."
+            return error_response(403, "csrf_failed", message), 403
+        message = "This form has expired or was not sent from this site. Go back, reload the page and try again."
+        return render_template("errors/error.html", status=400, message=message), 400
+
+    @app.errorhandler(HTTPException)
+    def handle_http_error(error: HTTPException) -> Response | tuple[str, int]:
+        status = error.code or 500
+        if wants_json():
+            data = getattr(error, "data", None) or {}
+            fields = data.get("errors") or data.get("messages") or {}
+            if isinstance(fields, dict) and set(fields) <= {"json", "query", "files", "form", "headers", "path"}:
+                # webargs nests messages under the location; the SPA wants field names.
+                fields = {k: v for loc in fields.values() if isinstance(loc, dict) for k, v in loc.items()}
+            response = error_response(status, HTTP_CODES.get(status, "error"), error.description or "", fields)
+            for name, value in (error.get_headers() if status in (405, 429) else []):
+                if name.lower() in {"allow", "retry-after"}:
+                    response.headers[name] = value
+            return response
+        return render_template("errors/error.html", status=status, message=error.description), status

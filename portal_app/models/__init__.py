@@ -1,0 +1,43 @@
+"""Every model, importable from one place."""
+
+from portal_app.models.accounts import (
+    ACCOUNT_TYPES,
+    NOTIFICATION_CATEGORIES,
+    Account,
+    AccountContact,
+    AccountTag,
+    Contact,
+    ContactEmail,
+    ContactSettings,
+    default_notification_preferences,
+)
+from portal_app.models.activity import AuditEntry, InboxItem, InboxRead, OutboxEmail, Todo
+from portal_app.orm import utcnow
+from portal_app.models.firm import STAFF_ROLES, ApiToken, Firm, StaffUser, new_session_token
+from portal_app.models.portal import Invitation, LoginEvent, PortalUser
+
+__all__ = [
+    "ACCOUNT_TYPES",
+    "NOTIFICATION_CATEGORIES",
+    "STAFF_ROLES",
+    "Account",
+    "AccountContact",
+    "AccountTag",
+    "ApiToken",
+    "AuditEntry",
+    "Contact",
+    "ContactEmail",
+    "ContactSettings",
+    "Firm",
+    "InboxItem",
+    "InboxRead",
+    "Invitation",
+    "LoginEvent",
+    "OutboxEmail",
+    "PortalUser",
+    "StaffUser",
+    "Todo",
+    "default_notification_preferences",
+    "new_session_token",
+    "utcnow",
+]

@@ -1,0 +1,128 @@
+"""To-dos, Inbox+ items, the audit trail and the email outbox."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, ForeignKeyConstraint, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal_app.extensions import db
+from portal_app.orm import BigId, UTCDateTime, utcnow
+
+OUTBOX_STATES = ("pending", "sending", "sent", "failed")
+
+
+class Todo(db.Model):
+    """Something an account's client must do; ``kind`` is a notification category."""
+
+    __tablename__ = "todos"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["account_id", "firm_id"], ["accounts.id", "accounts.firm_id"], ondelete="CASCADE"
+        ),
+        CheckConstraint("status in ('open', 'done')", name="status_known"),
+        Index("ix_todos_account_id_status", "account_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    firm_id: Mapped[int] = mapped_column(BigId)
+    account_id: Mapped[int] = mapped_column(BigId)
+    kind: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(300))
+    due_date: Mapped[date | None] = mapped_column()
+    status: Mapped[str] = mapped_column(String(8), default="open")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class InboxItem(db.Model):
+    """A notification for staff: to one staff user, or to all staff of the firm."""
+
+    __tablename__ = "inbox_items"
+    __table_args__ = (Index("ix_inbox_items_firm_id_created_at", "firm_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    firm_id: Mapped[int] = mapped_column(ForeignKey("firms.id", ondelete="CASCADE"))
+    staff_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="CASCADE")
+    )
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict] = mapped_column(db.JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class InboxRead(db.Model):
+    """That one staff user has read one Inbox+ item."""
+
+    __tablename__ = "inbox_reads"
+
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("inbox_items.id", ondelete="CASCADE"), primary_key=True
+    )
+    staff_user_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="CASCADE"), primary_key=True
+    )
+    read_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditEntry(db.Model):
+    """Who changed which setting of which email on which account, when, old -> new."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (
+        Index("ix_audit_entries_firm_id_id", "firm_id", "id"),
+        Index("ix_audit_entries_account_id", "account_id"),
+        Index("ix_audit_entries_email_id", "email_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    firm_id: Mapped[int] = mapped_column(ForeignKey("firms.id", ondelete="CASCADE"))
+    # History outlives what it describes: references are nulled, names are kept.
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    email_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contact_emails.id", ondelete="SET NULL")
+    )
+    address: Mapped[str] = mapped_column(String(254), default="")
+    actor_type: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[int | None] = mapped_column(BigId)
+    actor_label: Mapped[str] = mapped_column(String(254), default="")
+    field: Mapped[str] = mapped_column(String(64))
+    old_value: Mapped[object | None] = mapped_column(db.JSON)
+    new_value: Mapped[object | None] = mapped_column(db.JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OutboxEmail(db.Model):
+    """An email waiting to be delivered, written in the transaction that causes it."""
+
+    __tablename__ = "outbox_emails"
+    __table_args__ = (
+        CheckConstraint(
+            "state in ('pending', 'sending', 'sent', 'failed')", name="state_known"
+        ),
+        Index("ix_outbox_emails_state_next_attempt_at", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    firm_id: Mapped[int | None] = mapped_column(ForeignKey("firms.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    to_address: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(300))
+    template: Mapped[str] = mapped_column(String(64))
+    # Rendering context; never a secret: links with tokens are minted inside the job.
+    context: Mapped[dict] = mapped_column(db.JSON, default=dict)
+    invitation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("invitations.id", ondelete="SET NULL")
+    )
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,1 @@
+"""Domain services: plain functions that flush, never commit. The edge commits."""

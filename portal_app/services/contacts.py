@@ -1,0 +1,173 @@
+"""Contacts and their emails (R-CON-1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select, update
+
+from portal_app.extensions import db
+from portal_app.models import AccountContact, Contact, ContactEmail, ContactSettings
+from portal_app.services.errors import Conflict, NotFound, ValidationFailed
+from portal_app.services.validation import normalise_email
+
+CONTACT_FIELDS = ("first_name", "middle_name", "last_name", "phones", "addresses", "custom_fields")
+
+
+def get_contact(firm_id: int, contact_id: int | str) -> Contact:
+    try:
+        key = int(contact_id)
+    except (TypeError, ValueError):
+        raise NotFound("Contact not found.") from None
+    contact = db.session.scalar(select(Contact).where(Contact.id == key, Contact.firm_id == firm_id))
+    if contact is None:
+        raise NotFound("Contact not found.")
+    return contact
+
+
+def get_email(contact: Contact, email_id: int | str) -> ContactEmail:
+    try:
+        key = int(email_id)
+    except (TypeError, ValueError):
+        raise NotFound("Email not found.") from None
+    email = db.session.scalar(
+        select(ContactEmail).where(ContactEmail.id == key, ContactEmail.contact_id == contact.id)
+    )
+    if email is None:
+        raise NotFound("Email not found.")
+    return email
+
+
+def _ensure_address_free(firm_id: int, address: str, *, except_id: int | None = None) -> None:
+    query = select(ContactEmail.id).where(ContactEmail.firm_id == firm_id, ContactEmail.address == address)
+    if except_id is not None:
+        query = query.where(ContactEmail.id != except_id)
+    if db.session.scalar(query) is not None:
+        raise Conflict(
+            f"{address} already belongs to a contact of this firm.", fields={"address": ["Already in use."]}
+        )
+
+
+def create_contact(firm_id: int, *, emails: list[dict[str, Any]], **fields: Any) -> Contact:
+    """Create a contact with one or more emails; the first is primary unless one says so."""
+    if not emails:
+        raise ValidationFailed("A contact needs at least one email.", fields={"emails": ["At least one."]})
+    if not any((fields.get(k) or "").strip() for k in ("first_name", "last_name")):
+        raise ValidationFailed(
+            "A contact needs a first or last name.", fields={"first_name": ["First or last name required."]}
+        )
+    empty: dict[str, Any] = {"phones": [], "addresses": [], "custom_fields": {}}
+    contact = Contact(firm_id=firm_id, **{k: fields.get(k) or empty.get(k, "") for k in CONTACT_FIELDS})
+    for key in ("first_name", "middle_name", "last_name"):
+        setattr(contact, key, getattr(contact, key).strip())
+    db.session.add(contact)
+    db.session.flush()
+    has_primary = any(e.get("is_primary") for e in emails)
+    seen: set[str] = set()
+    for index, spec in enumerate(emails):
+        address = normalise_email(spec.get("address", ""), field=f"emails.{index}.address")
+        if address in seen:
+            raise ValidationFailed("The same email is listed twice.", fields={f"emails.{index}.address": ["Duplicate."]})
+        seen.add(address)
+        add_email(
+            contact,
+            address=address,
+            label=spec.get("label") or "",
+            is_primary=bool(spec.get("is_primary")) if has_primary else index == 0,
+        )
+    return contact
+
+
+def update_contact(contact: Contact, **changes: Any) -> Contact:
+    unknown = set(changes) - set(CONTACT_FIELDS)
+    if unknown:
+        raise ValidationFailed("Unknown fields.", fields={k: ["Unknown field."] for k in sorted(unknown)})
+    for key, value in changes.items():
+        if key in ("first_name", "middle_name", "last_name"):
+            value = (value or "").strip()
+        setattr(contact, key, value)
+    if not (contact.first_name or contact.last_name):
+        raise ValidationFailed(
+            "A contact needs a first or last name.", fields={"first_name": ["First or last name required."]}
+        )
+    db.session.flush()
+    return contact
+
+
+def delete_contact(contact: Contact) -> None:
+    """Delete a contact unless it is the last contact of an account (R-LNK-2)."""
+    from portal_app.services.links import ensure_not_last_contact
+
+    for link in contact.links:
+        ensure_not_last_contact(link.account_id)
+    db.session.execute(delete(Contact).where(Contact.id == contact.id))
+    db.session.expunge(contact)
+
+
+def add_email(contact: Contact, *, address: str, label: str = "", is_primary: bool = False) -> ContactEmail:
+    """Add an email; it gets a settings row on every account the contact is linked to."""
+    address = normalise_email(address, field="address")
+    _ensure_address_free(contact.firm_id, address)
+    if is_primary:
+        _clear_primary(contact)
+    email = ContactEmail(
+        firm_id=contact.firm_id, contact_id=contact.id, address=address, label=label.strip(), is_primary=is_primary
+    )
+    db.session.add(email)
+    db.session.flush()
+    account_ids = db.session.scalars(
+        select(AccountContact.account_id).where(AccountContact.contact_id == contact.id)
+    ).all()
+    for account_id in account_ids:
+        db.session.add(
+            ContactSettings(firm_id=contact.firm_id, account_id=account_id, contact_id=contact.id, email_id=email.id)
+        )
+    db.session.flush()
+    db.session.expire(contact, ["emails"])
+    return email
+
+
+def _clear_primary(contact: Contact) -> None:
+    db.session.execute(
+        update(ContactEmail)
+        .where(ContactEmail.contact_id == contact.id, ContactEmail.is_primary.is_(True))
+        .values(is_primary=False)
+        .execution_options(synchronize_session="fetch")
+    )
+
+
+def update_email(
+    email: ContactEmail, *, address: str | None = None, label: str | None = None, is_primary: bool | None = None
+) -> ContactEmail:
+    """Edit an email's address, label or primary flag."""
+    if address is not None:
+        new_address = normalise_email(address, field="address")
+        if new_address != email.address:
+            _ensure_address_free(email.firm_id, new_address, except_id=email.id)
+            email.address = new_address
+    if label is not None:
+        email.label = label.strip()
+    if is_primary:
+        _clear_primary(email.contact)
+        email.is_primary = True
+    elif is_primary is False and email.is_primary:
+        raise ValidationFailed(
+            "Make another email primary instead.", fields={"is_primary": ["A contact keeps one primary email."]}
+        )
+    db.session.flush()
+    db.session.expire(email.contact, ["emails"])
+    return email
+
+
+def remove_email(email: ContactEmail) -> None:
+    """Remove an email (its settings go with it); a contact keeps at least one."""
+    contact = email.contact
+    others = [e for e in contact.emails if e.id != email.id]
+    if not others:
+        raise Conflict("A contact needs at least one email; add another before removing this one.")
+    if email.is_primary:
+        others[0].is_primary = True
+    db.session.execute(delete(ContactEmail).where(ContactEmail.id == email.id))
+    db.session.expunge(email)
+    db.session.flush()
+    db.session.expire(contact, ["emails"])

@@ -1,0 +1,89 @@
+"""Links between accounts and contacts (R-LNK-1, R-LNK-2)."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, func, select
+
+from portal_app.extensions import db
+from portal_app.models import Account, AccountContact, Contact, ContactEmail, ContactSettings
+from portal_app.services.errors import Conflict, NotFound, ValidationFailed
+
+
+def get_link(account: Account, contact_id: int | str) -> AccountContact:
+    try:
+        key = int(contact_id)
+    except (TypeError, ValueError):
+        raise NotFound("This contact is not linked to the account.") from None
+    link = db.session.get(AccountContact, (account.id, key))
+    if link is None:
+        raise NotFound("This contact is not linked to the account.")
+    return link
+
+
+def _check_priority(signer_priority: int | None) -> None:
+    if signer_priority is not None and not 1 <= signer_priority <= 1000:
+        raise ValidationFailed("Signer priority is 1 to 1000.", fields={"signer_priority": ["1 to 1000."]})
+
+
+def link_contact(
+    account: Account, contact: Contact, *, description: str = "", signer_priority: int | None = None
+) -> AccountContact:
+    """Link a contact; each of its emails gets a settings row for this account."""
+    if contact.firm_id != account.firm_id:
+        raise NotFound("Contact not found.")
+    if db.session.get(AccountContact, (account.id, contact.id)) is not None:
+        raise Conflict("This contact is already linked to the account.")
+    _check_priority(signer_priority)
+    link = AccountContact(
+        account_id=account.id,
+        contact_id=contact.id,
+        firm_id=account.firm_id,
+        description=description.strip(),
+        signer_priority=signer_priority,
+    )
+    db.session.add(link)
+    db.session.flush()
+    email_ids = db.session.scalars(select(ContactEmail.id).where(ContactEmail.contact_id == contact.id)).all()
+    for email_id in email_ids:
+        db.session.add(
+            ContactSettings(firm_id=account.firm_id, account_id=account.id, contact_id=contact.id, email_id=email_id)
+        )
+    db.session.flush()
+    db.session.expire(account, ["links"])
+    db.session.expire(contact, ["links"])
+    return link
+
+
+def update_link(
+    link: AccountContact, *, description: str | None = None, signer_priority: int | None | type[...] = ...
+) -> AccountContact:
+    if description is not None:
+        link.description = description.strip()
+    if signer_priority is not ...:
+        _check_priority(signer_priority)  # type: ignore[arg-type]
+        link.signer_priority = signer_priority  # type: ignore[assignment]
+    db.session.flush()
+    return link
+
+
+def ensure_not_last_contact(account_id: int) -> None:
+    """R-LNK-2: an account keeps at least one contact."""
+    count = db.session.scalar(
+        select(func.count()).select_from(AccountContact).where(AccountContact.account_id == account_id)
+    )
+    if count is not None and count <= 1:
+        raise Conflict(
+            "This is the account's last contact. Link another contact before unlinking this one.",
+            code="last_contact",
+        )
+
+
+def unlink_contact(link: AccountContact) -> None:
+    """Unlink; the database removes the link's settings rows with it."""
+    ensure_not_last_contact(link.account_id)
+    account_id, contact_id = link.account_id, link.contact_id
+    db.session.expunge(link)
+    db.session.execute(
+        delete(AccountContact).where(AccountContact.account_id == account_id, AccountContact.contact_id == contact_id)
+    )
+    db.session.flush()

@@ -1,0 +1,57 @@
+"""The staff JSON API under /api/v1, documented by the OpenAPI document at /api/v1/openapi.json."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_smorest import Api
+
+API_PREFIX = "/api/v1"
+
+
+class StaffApi(Api):
+    """flask-smorest's Api, minus its app-wide error handler: the app renders the SPEC's shape."""
+
+    def _register_error_handlers(self) -> None:
+        return None
+
+
+def _use_error_schema() -> None:
+    from staff_api.schemas import ErrorSchema
+
+    # Default error responses in the document use the SPEC's error shape.
+    StaffApi.ERROR_SCHEMA = ErrorSchema
+
+
+def init_app(app: Flask) -> StaffApi:
+    from staff_api import auth
+
+    _use_error_schema()
+    app.config.setdefault("API_TITLE", "Portico staff API")
+    app.config.setdefault("API_VERSION", "v1")
+    app.config.setdefault("OPENAPI_VERSION", "3.1.0")
+    app.config.setdefault("OPENAPI_URL_PREFIX", API_PREFIX)
+    app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
+    api = StaffApi(
+        app,
+        spec_kwargs={
+            "info": {
+                "description": (
+                    "The API behind the staff single-page app: accounts, contacts, contact "
+                    "settings. Authenticate with a session (POST /auth/login, then send the "
+                    "returned csrf_token as X-CSRFToken on unsafe calls) or a personal API "
+                    "token (Authorization: Bearer pt_…). Errors are "
+                    '{"error": {"code", "message", "fields"}}.'
+                )
+            },
+            "servers": [{"url": "/"}],
+        },
+    )
+    api.spec.components.security_scheme("bearerToken", {"type": "http", "scheme": "bearer"})
+    api.spec.components.security_scheme(
+        "sessionCookie", {"type": "apiKey", "in": "cookie", "name": app.config["SESSION_COOKIE_NAME"]}
+    )
+    api.spec.options["security"] = [{"bearerToken": []}, {"sessionCookie": []}]
+    api.register_blueprint(auth.blp, url_prefix=f"{API_PREFIX}/auth")
+    auth.init_app(app)
+    app.extensions["staff_api"] = api
+    return api
