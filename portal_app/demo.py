@@ -38,48 +38,100 @@ CONTACTS: dict[str, tuple[str, str, list[str]]] = {
 # (name, type, company fields, tags, [(contact, description, signer priority)], settings)
 # settings: {address: {...}}; "active" marks an address whose portal login is activated.
 ACCOUNTS: list[dict[str, Any]] = [
-    {"name": "Berger Family", "type": "individual", "tags": ["family", "1040"],
-     "contacts": [("anna", "Main contact", 1), ("paul", "Spouse", 2)],
-     "settings": {"anna.berger@example.com": {"login": True, "notify": True, "active": True},
-                  "paul.berger@example.com": {"notify": True}}},
-    {"name": "Berger Design GmbH", "type": "company", "company_name": "Berger Design GmbH",
-     "company_address": "Hafenstraße 12, 20457 Hamburg", "tags": ["company", "monthly"],
-     "contacts": [("anna", "Managing director", 1)],
-     "settings": {"anna@bergerdesign.example": {"login": True, "notify": True, "email_sync": True},
-                  "anna.berger@example.com": {"login": True, "active": True}}},
-    {"name": "Mia Chen", "type": "individual", "tags": ["1040"],
-     "contacts": [("mia", "", 1)],
-     "settings": {"mia.chen@example.com": {"login": True, "notify": True}}},
-    {"name": "Dubois Bakery LLC", "type": "company", "company_name": "Dubois Bakery LLC",
-     "company_address": "18 Rue du Pain, Montréal", "tags": ["company", "payroll"],
-     "contacts": [("leo", "Owner", 1), ("sara", "Bookkeeper", 2)],
-     "settings": {"leo@duboisbakery.example": {"login": True, "notify": True, "email_sync": True, "active": True},
-                  "sara.evans@example.com": {"notify": True, "email_sync": True}}},
-    {"name": "Leo Dubois", "type": "individual", "tags": ["1040"],
-     "contacts": [("leo", "", 1)],
-     "settings": {"leo.dubois@example.net": {"notify": True}}},
-    {"name": "Evans Household", "type": "individual", "tags": ["family"],
-     "contacts": [("sara", "Main contact", 1), ("tom", "Partner", 2)],
-     "settings": {"sara.evans@example.com": {"login": True}}},
-    {"name": "Fischer Consulting", "type": "company", "company_name": "Fischer Consulting Ltd",
-     "company_address": "4 Market Square, Bristol", "tags": ["company"],
-     "contacts": [("tom", "Director", 1)], "settings": {}},
-    {"name": "Garcia Law Office", "type": "company", "company_name": "Garcia Law PLLC",
-     "company_address": "200 Main St, Austin TX", "tags": ["company", "monthly"],
-     "contacts": [("nina", "Partner", 1), ("omar", "Office manager", 2), ("ruth", "Associate", 3)],
-     "settings": {"nina@garcialaw.example": {"login": True, "notify": True, "active": True},
-                  "omar.haddad@example.org": {"notify": True, "email_sync": True}}},
-    {"name": "Omar Haddad", "type": "individual", "tags": [],
-     "contacts": [("omar", "", 1)], "settings": {}},
-    {"name": "Ruth Ito", "type": "individual", "tags": ["1040"],
-     "contacts": [("ruth", "", 1)],
-     "settings": {"ruth.ito@example.com": {"login": True, "notify": True}}},
-    {"name": "Jansen Construction", "type": "company", "company_name": "Jansen Construction BV",
-     "company_address": "Keizersgracht 1, Amsterdam", "tags": ["company", "payroll"],
-     "contacts": [("ken", "Owner", 1), ("lara", "Controller", 2)],
-     "settings": {"ken@jansenbuild.example": {"login": True, "notify": True}}},
-    {"name": "Lara Klein", "type": "individual", "tags": [],
-     "contacts": [("lara", "", 1)], "settings": {}},
+    {
+        "name": "Berger Family",
+        "type": "individual",
+        "tags": ["family", "1040"],
+        "contacts": [("anna", "Main contact", 1), ("paul", "Spouse", 2)],
+        "settings": {
+            "anna.berger@example.com": {"login": True, "notify": True, "active": True},
+            "paul.berger@example.com": {"notify": True},
+        },
+    },
+    {
+        "name": "Berger Design GmbH",
+        "type": "company",
+        "company_name": "Berger Design GmbH",
+        "company_address": "Hafenstraße 12, 20457 Hamburg",
+        "tags": ["company", "monthly"],
+        "contacts": [("anna", "Managing director", 1)],
+        "settings": {
+            "anna@bergerdesign.example": {"login": True, "notify": True, "email_sync": True},
+            "anna.berger@example.com": {"login": True, "active": True},
+        },
+    },
+    {
+        "name": "Mia Chen",
+        "type": "individual",
+        "tags": ["1040"],
+        "contacts": [("mia", "", 1)],
+        "settings": {"mia.chen@example.com": {"login": True, "notify": True}},
+    },
+    {
+        "name": "Dubois Bakery LLC",
+        "type": "company",
+        "company_name": "Dubois Bakery LLC",
+        "company_address": "18 Rue du Pain, Montréal",
+        "tags": ["company", "payroll"],
+        "contacts": [("leo", "Owner", 1), ("sara", "Bookkeeper", 2)],
+        "settings": {
+            "leo@duboisbakery.example": {"login": True, "notify": True, "email_sync": True, "active": True},
+            "sara.evans@example.com": {"notify": True, "email_sync": True},
+        },
+    },
+    {
+        "name": "Leo Dubois",
+        "type": "individual",
+        "tags": ["1040"],
+        "contacts": [("leo", "", 1)],
+        "settings": {"leo.dubois@example.net": {"notify": True}},
+    },
+    {
+        "name": "Evans Household",
+        "type": "individual",
+        "tags": ["family"],
+        "contacts": [("sara", "Main contact", 1), ("tom", "Partner", 2)],
+        "settings": {"sara.evans@example.com": {"login": True}},
+    },
+    {
+        "name": "Fischer Consulting",
+        "type": "company",
+        "company_name": "Fischer Consulting Ltd",
+        "company_address": "4 Market Square, Bristol",
+        "tags": ["company"],
+        "contacts": [("tom", "Director", 1)],
+        "settings": {},
+    },
+    {
+        "name": "Garcia Law Office",
+        "type": "company",
+        "company_name": "Garcia Law PLLC",
+        "company_address": "200 Main St, Austin TX",
+        "tags": ["company", "monthly"],
+        "contacts": [("nina", "Partner", 1), ("omar", "Office manager", 2), ("ruth", "Associate", 3)],
+        "settings": {
+            "nina@garcialaw.example": {"login": True, "notify": True, "active": True},
+            "omar.haddad@example.org": {"notify": True, "email_sync": True},
+        },
+    },
+    {"name": "Omar Haddad", "type": "individual", "tags": [], "contacts": [("omar", "", 1)], "settings": {}},
+    {
+        "name": "Ruth Ito",
+        "type": "individual",
+        "tags": ["1040"],
+        "contacts": [("ruth", "", 1)],
+        "settings": {"ruth.ito@example.com": {"login": True, "notify": True}},
+    },
+    {
+        "name": "Jansen Construction",
+        "type": "company",
+        "company_name": "Jansen Construction BV",
+        "company_address": "Keizersgracht 1, Amsterdam",
+        "tags": ["company", "payroll"],
+        "contacts": [("ken", "Owner", 1), ("lara", "Controller", 2)],
+        "settings": {"ken@jansenbuild.example": {"login": True, "notify": True}},
+    },
+    {"name": "Lara Klein", "type": "individual", "tags": [], "contacts": [("lara", "", 1)], "settings": {}},
 ]
 
 
@@ -103,8 +155,12 @@ def load_demo() -> dict[str, Any]:
 
 def _create_demo_firm() -> Firm:
     firm = create_firm(DEMO_FIRM_NAME, timezone="Europe/Berlin")
-    create_staff_user(firm, email=DEMO_ADMIN_EMAIL, password=DEMO_ADMIN_PASSWORD, name="Hanna Finch", role="admin")
-    create_staff_user(firm, email="staff@harborfinch.example", password=DEMO_ADMIN_PASSWORD, name="Jonas Harbor")
+    create_staff_user(
+        firm, email=DEMO_ADMIN_EMAIL, password=DEMO_ADMIN_PASSWORD, name="Hanna Finch", role="admin"
+    )
+    create_staff_user(
+        firm, email="staff@harborfinch.example", password=DEMO_ADMIN_PASSWORD, name="Jonas Harbor"
+    )
     people = {
         key: contacts.create_contact(
             firm.id, first_name=first, last_name=last, emails=[{"address": a} for a in addresses]
@@ -125,17 +181,26 @@ def _create_demo_firm() -> Firm:
         for key, description, priority in spec["contacts"]:
             links.link_contact(account, people[key], description=description, signer_priority=priority)
         for address, wanted in spec["settings"].items():
-            email = db.session.scalar(select(ContactEmail).where(ContactEmail.firm_id == firm.id, ContactEmail.address == address))
+            email = db.session.scalar(
+                select(ContactEmail).where(ContactEmail.firm_id == firm.id, ContactEmail.address == address)
+            )
             assert email is not None
             row = settings.get_settings(account, email.id)
             settings.update_settings(row, {k: v for k, v in wanted.items() if k != "active"}, actor=actor)
             if wanted.get("active"):
                 activated.add(address)
     for address in sorted(activated):
-        email = db.session.scalar(select(ContactEmail).where(ContactEmail.firm_id == firm.id, ContactEmail.address == address))
+        email = db.session.scalar(
+            select(ContactEmail).where(ContactEmail.firm_id == firm.id, ContactEmail.address == address)
+        )
         assert email is not None
         db.session.add(
-            PortalUser(firm_id=firm.id, email_id=email.id, password_hash=hash_password(DEMO_CLIENT_PASSWORD), activated_at=utcnow())
+            PortalUser(
+                firm_id=firm.id,
+                email_id=email.id,
+                password_hash=hash_password(DEMO_CLIENT_PASSWORD),
+                activated_at=utcnow(),
+            )
         )
     db.session.flush()
     return firm

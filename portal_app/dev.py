@@ -27,7 +27,9 @@ def mail_index() -> str:
     messages = []
     for path in files[:200]:
         message = _read(path)
-        messages.append({"name": path.name, "to": message["To"], "subject": message["Subject"], "date": path.stem})
+        messages.append(
+            {"name": path.name, "to": message["To"], "subject": message["Subject"], "date": path.stem}
+        )
     return render_template("dev/mail_index.html", messages=messages)
 
 

@@ -47,7 +47,9 @@ def init_app(app: Flask) -> None:
         if wants_json():
             message = "Send the csrf_token from /api/v1/auth/me as the X-CSRFToken header."
             return error_response(403, "csrf_failed", message), 403
-        message = "This form has expired or was not sent from this site. Go back, reload the page and try again."
+        message = (
+            "This form has expired or was not sent from this site. Go back, reload the page and try again."
+        )
         return render_template("errors/error.html", status=400, message=message), 400
 
     @app.errorhandler(HTTPException)
@@ -56,11 +58,20 @@ def init_app(app: Flask) -> None:
         if wants_json():
             data = getattr(error, "data", None) or {}
             fields = data.get("errors") or data.get("messages") or {}
-            if isinstance(fields, dict) and set(fields) <= {"json", "query", "files", "form", "headers", "path"}:
+            if isinstance(fields, dict) and set(fields) <= {
+                "json",
+                "query",
+                "files",
+                "form",
+                "headers",
+                "path",
+            }:
                 # webargs nests messages under the location; the SPA wants field names.
                 fields = {k: v for loc in fields.values() if isinstance(loc, dict) for k, v in loc.items()}
-            response = error_response(status, HTTP_CODES.get(status, "error"), error.description or "", fields)
-            for name, value in (error.get_headers() if status in (405, 429) else []):
+            response = error_response(
+                status, HTTP_CODES.get(status, "error"), error.description or "", fields
+            )
+            for name, value in error.get_headers() if status in (405, 429) else []:
                 if name.lower() in {"allow", "retry-after"}:
                     response.headers[name] = value
             return response

@@ -173,6 +173,14 @@ class SmtpSink:
         sink = self
 
         class Handler:
+            async def handle_RCPT(
+                self, server: Any, session: Any, envelope: Any, address: str, options: Any
+            ) -> str:
+                if address.startswith("reject"):
+                    return "550 No such mailbox"
+                envelope.rcpt_tos.append(address)
+                return "250 OK"
+
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
                 sink.messages.append(message_from_bytes(envelope.content, policy=policy.default))  # type: ignore[arg-type]
                 return "250 OK"
@@ -194,6 +202,18 @@ class SmtpSink:
         while len(self.messages) < count and time.monotonic() < deadline:
             time.sleep(0.02)
         return self.messages
+
+
+def run_worker(app: Flask) -> None:
+    """Drain the rq queue with rq's SimpleWorker, each job in the app's context."""
+    from portal_app.cli.jobs import AppSimpleWorker
+    from portal_app.jobs import get_queue
+
+    with app.app_context():
+        queue = get_queue()
+        worker = AppSimpleWorker([queue], connection=queue.connection)
+        worker.app = app
+        worker.work(burst=True, with_scheduler=False)
 
 
 @pytest.fixture

@@ -51,10 +51,14 @@ class Factory:
         n = next(_seq)
         with self.app.app_context():
             firm = create_firm(name or f"Firm {n}")
-            staff = create_staff_user(firm, email=f"staff{n}@firm{n}.example", password=STAFF_PASSWORD, role=role)
+            staff = create_staff_user(
+                firm, email=f"staff{n}@firm{n}.example", password=STAFF_PASSWORD, role=role
+            )
             _, token = issue_api_token(staff)
             commit()
-            made = SimpleNamespace(id=firm.id, name=firm.name, staff_id=staff.id, staff_email=staff.email, token=token)
+            made = SimpleNamespace(
+                id=firm.id, name=firm.name, staff_id=staff.id, staff_email=staff.email, token=token
+            )
             db.session.remove()
         made.api = ApiClient(self.app.test_client(), token)
         return made
@@ -65,7 +69,9 @@ class Factory:
             from portal_app.models import Firm
 
             firm = db.session.get(Firm, firm_id)
-            staff = create_staff_user(firm, email=f"member{n}@example.com", password=STAFF_PASSWORD, role=role)
+            staff = create_staff_user(
+                firm, email=f"member{n}@example.com", password=STAFF_PASSWORD, role=role
+            )
             _, token = issue_api_token(staff)
             commit()
             made = SimpleNamespace(id=staff.id, email=staff.email, token=token)
@@ -73,7 +79,9 @@ class Factory:
         made.api = ApiClient(self.app.test_client(), token)
         return made
 
-    def contact(self, firm_id: int, first: str = "Anna", last: str = "Berger", emails: list[str] | None = None) -> SimpleNamespace:
+    def contact(
+        self, firm_id: int, first: str = "Anna", last: str = "Berger", emails: list[str] | None = None
+    ) -> SimpleNamespace:
         n = next(_seq)
         addresses = emails or [f"{first.lower()}.{last.lower()}{n}@example.com"]
         with self.app.app_context():
@@ -103,7 +111,9 @@ class Factory:
         n = next(_seq)
         linked = contacts if contacts is not None else [self.contact(firm_id)]
         with self.app.app_context():
-            account = accounts.create_account(firm_id, name=name or f"Account {n}", type=type, tags=tags or [], **fields)
+            account = accounts.create_account(
+                firm_id, name=name or f"Account {n}", type=type, tags=tags or [], **fields
+            )
             from portal_app.models import Contact
 
             for person in linked:

@@ -28,7 +28,9 @@ def firm_create(name: str, admin_email: str, admin_password: str | None, timezon
         admin_password = click.prompt("Admin password", hide_input=True, confirmation_prompt=True)
     try:
         firm = create_firm(name, timezone=timezone)
-        admin = create_staff_user(firm, email=admin_email, password=admin_password, name="Admin", role="admin")
+        admin = create_staff_user(
+            firm, email=admin_email, password=admin_password, name="Admin", role="admin"
+        )
         commit()
     except DomainError as exc:
         db.session.rollback()
@@ -58,10 +60,16 @@ def demo_load() -> None:
     summary = load_demo()
     base = summary["base_url"]
     click.echo("")
-    click.echo("Portico demo firm ready: " + summary["firm_name"] + (" (created)" if summary["created"] else " (already there)"))
+    click.echo(
+        "Portico demo firm ready: "
+        + summary["firm_name"]
+        + (" (created)" if summary["created"] else " (already there)")
+    )
     click.echo(f"  Staff login:  {DEMO_ADMIN_EMAIL} / {DEMO_ADMIN_PASSWORD}  (POST {base}/api/v1/auth/login)")
     click.echo(f"  API token:    {summary['api_token']}")
-    click.echo(f"  Try:          curl -H 'Authorization: Bearer {summary['api_token']}' {base}/api/v1/auth/me")
+    click.echo(
+        f"  Try:          curl -H 'Authorization: Bearer {summary['api_token']}' {base}/api/v1/auth/me"
+    )
     click.echo(f"  Dev mail:     {base}/dev/mail")
     if summary.get("invitation_link"):
         click.echo(f"  Invitation:   {summary['invitation_link']}")

@@ -8,7 +8,7 @@ from typing import Any
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
-from rq import Queue, Worker
+from rq import Queue, SimpleWorker, Worker
 from rq.job import Job
 
 from portal_app.extensions import db
@@ -28,17 +28,25 @@ def outbox_sweep() -> None:
     click.echo(f"Re-enqueued {count} unsent email(s).")
 
 
-class AppWorker(Worker):
-    """An rq worker that runs every job inside the Flask app's context."""
+class AppContextMixin:
+    """Run every job inside the Flask app's context, with a fresh database session."""
 
     app: Flask
 
     def perform_job(self, job: Job, queue: Queue) -> bool:
         with self.app.app_context():
             try:
-                return super().perform_job(job, queue)
+                return super().perform_job(job, queue)  # type: ignore[misc]
             finally:
                 db.session.remove()
+
+
+class AppWorker(AppContextMixin, Worker):
+    """The production worker: each job in a forked work horse."""
+
+
+class AppSimpleWorker(AppContextMixin, SimpleWorker):
+    """The same, in this process (tests, debugging)."""
 
 
 def _require_redis(app: Flask) -> None:

@@ -12,9 +12,9 @@ from portal_app.models.accounts import (
     default_notification_preferences,
 )
 from portal_app.models.activity import AuditEntry, InboxItem, InboxRead, OutboxEmail, Todo
-from portal_app.orm import utcnow
 from portal_app.models.firm import STAFF_ROLES, ApiToken, Firm, StaffUser, new_session_token
 from portal_app.models.portal import Invitation, LoginEvent, PortalUser
+from portal_app.orm import utcnow
 
 __all__ = [
     "ACCOUNT_TYPES",

@@ -221,9 +221,7 @@ class ContactSettings(db.Model):
     email_id: Mapped[int] = mapped_column(BigId)
     login: Mapped[bool] = mapped_column(default=False)
     notify: Mapped[bool] = mapped_column(default=False)
-    notification_preferences: Mapped[dict] = mapped_column(
-        db.JSON, default=default_notification_preferences
-    )
+    notification_preferences: Mapped[dict] = mapped_column(db.JSON, default=default_notification_preferences)
     email_sync: Mapped[bool] = mapped_column(default=False)
     auto_save_attachments: Mapped[bool] = mapped_column(default=False)
     signatory: Mapped[bool] = mapped_column(default=False)

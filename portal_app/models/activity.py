@@ -44,9 +44,7 @@ class InboxItem(db.Model):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     firm_id: Mapped[int] = mapped_column(ForeignKey("firms.id", ondelete="CASCADE"))
-    staff_user_id: Mapped[int | None] = mapped_column(
-        ForeignKey("staff_users.id", ondelete="CASCADE")
-    )
+    staff_user_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"))
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
     kind: Mapped[str] = mapped_column(String(32))
     title: Mapped[str] = mapped_column(String(300))
@@ -60,9 +58,7 @@ class InboxRead(db.Model):
 
     __tablename__ = "inbox_reads"
 
-    item_id: Mapped[int] = mapped_column(
-        ForeignKey("inbox_items.id", ondelete="CASCADE"), primary_key=True
-    )
+    item_id: Mapped[int] = mapped_column(ForeignKey("inbox_items.id", ondelete="CASCADE"), primary_key=True)
     staff_user_id: Mapped[int] = mapped_column(
         ForeignKey("staff_users.id", ondelete="CASCADE"), primary_key=True
     )
@@ -84,9 +80,7 @@ class AuditEntry(db.Model):
     # History outlives what it describes: references are nulled, names are kept.
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
-    email_id: Mapped[int | None] = mapped_column(
-        ForeignKey("contact_emails.id", ondelete="SET NULL")
-    )
+    email_id: Mapped[int | None] = mapped_column(ForeignKey("contact_emails.id", ondelete="SET NULL"))
     address: Mapped[str] = mapped_column(String(254), default="")
     actor_type: Mapped[str] = mapped_column(String(16))
     actor_id: Mapped[int | None] = mapped_column(BigId)
@@ -102,9 +96,7 @@ class OutboxEmail(db.Model):
 
     __tablename__ = "outbox_emails"
     __table_args__ = (
-        CheckConstraint(
-            "state in ('pending', 'sending', 'sent', 'failed')", name="state_known"
-        ),
+        CheckConstraint("state in ('pending', 'sending', 'sent', 'failed')", name="state_known"),
         Index("ix_outbox_emails_state_next_attempt_at", "state", "next_attempt_at"),
     )
 
@@ -116,9 +108,7 @@ class OutboxEmail(db.Model):
     template: Mapped[str] = mapped_column(String(64))
     # Rendering context; never a secret: links with tokens are minted inside the job.
     context: Mapped[dict] = mapped_column(db.JSON, default=dict)
-    invitation_id: Mapped[int | None] = mapped_column(
-        ForeignKey("invitations.id", ondelete="SET NULL")
-    )
+    invitation_id: Mapped[int | None] = mapped_column(ForeignKey("invitations.id", ondelete="SET NULL"))
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")

@@ -9,8 +9,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal_app.extensions import db
 from portal_app.models.accounts import ContactEmail
-from portal_app.orm import BigId, UTCDateTime, utcnow
 from portal_app.models.firm import new_session_token
+from portal_app.orm import BigId, UTCDateTime, utcnow
 
 INVITATION_REVOKE_REASONS = ("revoked", "replaced", "email_changed", "login_off")
 
@@ -22,17 +22,13 @@ class PortalUser(db.Model):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     firm_id: Mapped[int] = mapped_column(ForeignKey("firms.id", ondelete="CASCADE"), index=True)
-    email_id: Mapped[int] = mapped_column(
-        ForeignKey("contact_emails.id", ondelete="CASCADE"), unique=True
-    )
+    email_id: Mapped[int] = mapped_column(ForeignKey("contact_emails.id", ondelete="CASCADE"), unique=True)
     password_hash: Mapped[str | None] = mapped_column(String(255))
     activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     session_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_session_token)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     language: Mapped[str | None] = mapped_column(String(8))
-    current_account_id: Mapped[int | None] = mapped_column(
-        ForeignKey("accounts.id", ondelete="SET NULL")
-    )
+    current_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -56,9 +52,7 @@ class LoginEvent(db.Model):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     firm_id: Mapped[int] = mapped_column(ForeignKey("firms.id", ondelete="CASCADE"))
-    portal_user_id: Mapped[int] = mapped_column(
-        ForeignKey("portal_users.id", ondelete="CASCADE"), index=True
-    )
+    portal_user_id: Mapped[int] = mapped_column(ForeignKey("portal_users.id", ondelete="CASCADE"), index=True)
     ip_address: Mapped[str] = mapped_column(String(64), default="")
     user_agent: Mapped[str] = mapped_column(String(300), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -88,9 +82,7 @@ class Invitation(db.Model):
     # The address the invitation was sent to: a changed address kills it (R-LOG-8).
     address: Mapped[str] = mapped_column(String(254))
     message: Mapped[str] = mapped_column(Text, default="")
-    sent_by_id: Mapped[int | None] = mapped_column(
-        ForeignKey("staff_users.id", ondelete="SET NULL")
-    )
+    sent_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
     # Digest of the token's secret part; the raw token exists only in the email (R-LOG-2).
     token_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

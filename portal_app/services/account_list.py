@@ -104,7 +104,9 @@ def decode_cursor(cursor: str) -> tuple[str, int]:
             raise ValueError
         return key, account_id
     except (ValueError, TypeError, json.JSONDecodeError, UnicodeDecodeError):
-        raise ValidationFailed("The cursor is not valid.", fields={"cursor": ["Not a valid cursor."]}) from None
+        raise ValidationFailed(
+            "The cursor is not valid.", fields={"cursor": ["Not a valid cursor."]}
+        ) from None
 
 
 def list_accounts(
@@ -119,7 +121,9 @@ def list_accounts(
 ) -> AccountPage:
     """One page of accounts sorted by name, in two queries whatever the page size."""
     if status is not None and status not in ACCOUNT_STATUSES:
-        raise ValidationFailed("Unknown status.", fields={"status": [f"One of {', '.join(ACCOUNT_STATUSES)}."]})
+        raise ValidationFailed(
+            "Unknown status.", fields={"status": [f"One of {', '.join(ACCOUNT_STATUSES)}."]}
+        )
     limit = max(1, min(limit, MAX_PAGE_SIZE))
     status_col = account_status_expr().label("status")
     sort_key = func.lower(Account.name)
@@ -132,7 +136,9 @@ def list_accounts(
         query = query.where(account_status_expr() == status)
     if tag:
         query = query.where(
-            exists().where(AccountTag.account_id == Account.id, func.lower(AccountTag.tag) == tag.strip().lower())
+            exists().where(
+                AccountTag.account_id == Account.id, func.lower(AccountTag.tag) == tag.strip().lower()
+            )
         )
     if type:
         query = query.where(Account.type == type)

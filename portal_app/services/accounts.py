@@ -30,7 +30,9 @@ def _clean_tags(tags: list[str]) -> list[str]:
     for tag in tags:
         value = tag.strip()
         if not value or len(value) > 64:
-            raise ValidationFailed("Tags are 1 to 64 characters.", fields={"tags": ["1 to 64 characters each."]})
+            raise ValidationFailed(
+                "Tags are 1 to 64 characters.", fields={"tags": ["1 to 64 characters each."]}
+            )
         if value.casefold() not in {t.casefold() for t in cleaned}:
             cleaned.append(value)
     return cleaned

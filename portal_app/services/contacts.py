@@ -67,7 +67,9 @@ def create_contact(firm_id: int, *, emails: list[dict[str, Any]], **fields: Any)
     for index, spec in enumerate(emails):
         address = normalise_email(spec.get("address", ""), field=f"emails.{index}.address")
         if address in seen:
-            raise ValidationFailed("The same email is listed twice.", fields={f"emails.{index}.address": ["Duplicate."]})
+            raise ValidationFailed(
+                "The same email is listed twice.", fields={f"emails.{index}.address": ["Duplicate."]}
+            )
         seen.add(address)
         add_email(
             contact,
@@ -111,7 +113,11 @@ def add_email(contact: Contact, *, address: str, label: str = "", is_primary: bo
     if is_primary:
         _clear_primary(contact)
     email = ContactEmail(
-        firm_id=contact.firm_id, contact_id=contact.id, address=address, label=label.strip(), is_primary=is_primary
+        firm_id=contact.firm_id,
+        contact_id=contact.id,
+        address=address,
+        label=label.strip(),
+        is_primary=is_primary,
     )
     db.session.add(email)
     db.session.flush()
@@ -120,7 +126,9 @@ def add_email(contact: Contact, *, address: str, label: str = "", is_primary: bo
     ).all()
     for account_id in account_ids:
         db.session.add(
-            ContactSettings(firm_id=contact.firm_id, account_id=account_id, contact_id=contact.id, email_id=email.id)
+            ContactSettings(
+                firm_id=contact.firm_id, account_id=account_id, contact_id=contact.id, email_id=email.id
+            )
         )
     db.session.flush()
     db.session.expire(contact, ["emails"])
@@ -137,7 +145,11 @@ def _clear_primary(contact: Contact) -> None:
 
 
 def update_email(
-    email: ContactEmail, *, address: str | None = None, label: str | None = None, is_primary: bool | None = None
+    email: ContactEmail,
+    *,
+    address: str | None = None,
+    label: str | None = None,
+    is_primary: bool | None = None,
 ) -> ContactEmail:
     """Edit an email's address, label or primary flag."""
     if address is not None:
@@ -152,7 +164,8 @@ def update_email(
         email.is_primary = True
     elif is_primary is False and email.is_primary:
         raise ValidationFailed(
-            "Make another email primary instead.", fields={"is_primary": ["A contact keeps one primary email."]}
+            "Make another email primary instead.",
+            fields={"is_primary": ["A contact keeps one primary email."]},
         )
     db.session.flush()
     db.session.expire(email.contact, ["emails"])

@@ -46,7 +46,9 @@ def link_contact(
     email_ids = db.session.scalars(select(ContactEmail.id).where(ContactEmail.contact_id == contact.id)).all()
     for email_id in email_ids:
         db.session.add(
-            ContactSettings(firm_id=account.firm_id, account_id=account.id, contact_id=contact.id, email_id=email_id)
+            ContactSettings(
+                firm_id=account.firm_id, account_id=account.id, contact_id=contact.id, email_id=email_id
+            )
         )
     db.session.flush()
     db.session.expire(account, ["links"])
@@ -84,6 +86,8 @@ def unlink_contact(link: AccountContact) -> None:
     account_id, contact_id = link.account_id, link.contact_id
     db.session.expunge(link)
     db.session.execute(
-        delete(AccountContact).where(AccountContact.account_id == account_id, AccountContact.contact_id == contact_id)
+        delete(AccountContact).where(
+            AccountContact.account_id == account_id, AccountContact.contact_id == contact_id
+        )
     )
     db.session.flush()

@@ -23,13 +23,18 @@ FLAGS = ("login", "notify", "email_sync", "auto_save_attachments", "signatory")
 SETTING_FIELDS = (*FLAGS, "notification_preferences")
 
 
-def list_account_settings(account: Account) -> list[tuple[AccountContact, Contact, ContactEmail, ContactSettings]]:
+def list_account_settings(
+    account: Account,
+) -> list[tuple[AccountContact, Contact, ContactEmail, ContactSettings]]:
     """Every linked contact (alphabetically) with every email and its settings, in one query."""
     rows = db.session.execute(
         select(AccountContact, Contact, ContactEmail, ContactSettings)
         .join(Contact, Contact.id == AccountContact.contact_id)
-        .join(ContactSettings, (ContactSettings.account_id == AccountContact.account_id)
-              & (ContactSettings.contact_id == AccountContact.contact_id))
+        .join(
+            ContactSettings,
+            (ContactSettings.account_id == AccountContact.account_id)
+            & (ContactSettings.contact_id == AccountContact.contact_id),
+        )
         .join(ContactEmail, ContactEmail.id == ContactSettings.email_id)
         .where(AccountContact.account_id == account.id)
     ).all()
@@ -45,7 +50,9 @@ def get_settings(account: Account, email_id: int | str) -> ContactSettings:
     except (TypeError, ValueError):
         raise NotFound("No settings for this email on this account.") from None
     settings = db.session.scalar(
-        select(ContactSettings).where(ContactSettings.account_id == account.id, ContactSettings.email_id == key)
+        select(ContactSettings).where(
+            ContactSettings.account_id == account.id, ContactSettings.email_id == key
+        )
     )
     if settings is None:
         raise NotFound("No settings for this email on this account.")
@@ -54,13 +61,18 @@ def get_settings(account: Account, email_id: int | str) -> ContactSettings:
 
 def _had_login_before(settings: ContactSettings) -> bool:
     """Whether login was ever on for this row; the audit trail holds every change."""
-    return db.session.scalar(
-        select(AuditEntry.id).where(
-            AuditEntry.account_id == settings.account_id,
-            AuditEntry.email_id == settings.email_id,
-            AuditEntry.field == "login",
-        ).limit(1)
-    ) is not None
+    return (
+        db.session.scalar(
+            select(AuditEntry.id)
+            .where(
+                AuditEntry.account_id == settings.account_id,
+                AuditEntry.email_id == settings.email_id,
+                AuditEntry.field == "login",
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def validate_preferences(prefs: dict[str, Any]) -> dict[str, bool]:
@@ -70,7 +82,9 @@ def validate_preferences(prefs: dict[str, Any]) -> dict[str, bool]:
         raise ValidationFailed(
             "Unknown notification category or non-boolean value.",
             fields={f"notification_preferences.{k}": ["Unknown category."] for k in sorted(unknown)}
-            | {f"notification_preferences.{k}": ["Must be true or false."] for k in wrong if k not in unknown},
+            | {
+                f"notification_preferences.{k}": ["Must be true or false."] for k in wrong if k not in unknown
+            },
         )
     return dict(prefs)
 
@@ -95,7 +109,9 @@ def update_settings(settings: ContactSettings, changes: dict[str, Any], *, actor
     if wanted.get("login") is True and not settings.login and "signatory" not in wanted:
         if not _had_login_before(settings):
             wanted["signatory"] = True
-    address = db.session.scalar(select(ContactEmail.address).where(ContactEmail.id == settings.email_id)) or ""
+    address = (
+        db.session.scalar(select(ContactEmail.address).where(ContactEmail.id == settings.email_id)) or ""
+    )
     changed: list[str] = []
     for key in SETTING_FIELDS:
         if key not in wanted:
