@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -208,3 +209,38 @@ def test_flask_worker_burst_command_delivers_in_a_forked_work_horse(app, redis_u
     with in_app(app) as session:
         assert _outbox(session, outbox_id).state == "sent"
         db.session.remove()
+
+
+def test_cron_command_enqueues_the_outbox_sweep(app, redis_url, database_url, tmp_path):
+    """`flask --app wsgi cron` schedules the sweep on queue 'portico' through rq's CronScheduler."""
+    env = dict(
+        os.environ,
+        PORTICO_ENV="development",
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        SECRET_KEY="c" * 48,
+        PORTICO_INSTANCE_PATH=str(tmp_path),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "cron"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    queue = Queue(QUEUE_NAME, connection=Redis.from_url(redis_url))
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not queue.jobs:
+            time.sleep(0.1)
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=10)[0].decode()
+    assert [job.func_name for job in queue.jobs] == ["portal_app.jobs.mail.sweep_outbox"], output[-2000:]
+
+
+def test_worker_and_cron_refuse_to_start_without_redis(app):
+    runner = app.test_cli_runner()
+    for command in (["worker", "--burst"], ["cron"]):
+        result = runner.invoke(args=command)
+        assert result.exit_code != 0 and "REDIS_URL" in result.output
