@@ -6,6 +6,7 @@ from flask import Flask, Response, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from portal_app.extensions import db
 from portal_app.services.errors import DomainError
 
 
@@ -38,6 +39,7 @@ HTTP_CODES = {
 def init_app(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def handle_domain_error(error: DomainError) -> tuple[Response | str, int]:
+        db.session.rollback()  # nothing half-changed survives a refused request
         if wants_json():
             return error_response(error.status, error.code, error.message, error.fields), error.status
         return render_template("errors/error.html", status=error.status, message=error.message), error.status
@@ -54,6 +56,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException) -> Response | tuple[str, int]:
+        db.session.rollback()
         status = error.code or 500
         if wants_json():
             data = getattr(error, "data", None) or {}

@@ -23,7 +23,7 @@ def _use_error_schema() -> None:
 
 
 def init_app(app: Flask) -> StaffApi:
-    from staff_api import auth
+    from staff_api import accounts, auth
 
     _use_error_schema()
     app.config.setdefault("API_TITLE", "Portico staff API")
@@ -52,6 +52,7 @@ def init_app(app: Flask) -> StaffApi:
     )
     api.spec.options["security"] = [{"bearerToken": []}, {"sessionCookie": []}]
     api.register_blueprint(auth.blp, url_prefix=f"{API_PREFIX}/auth")
+    api.register_blueprint(accounts.blp, url_prefix=f"{API_PREFIX}/accounts")
     auth.init_app(app)
     app.extensions["staff_api"] = api
     return api
