@@ -23,7 +23,7 @@ def _use_error_schema() -> None:
 
 
 def init_app(app: Flask) -> StaffApi:
-    from staff_api import accounts, auth
+    from staff_api import account_contacts, accounts, audit, auth, contacts
 
     _use_error_schema()
     app.config.setdefault("API_TITLE", "Portico staff API")
@@ -53,6 +53,9 @@ def init_app(app: Flask) -> StaffApi:
     api.spec.options["security"] = [{"bearerToken": []}, {"sessionCookie": []}]
     api.register_blueprint(auth.blp, url_prefix=f"{API_PREFIX}/auth")
     api.register_blueprint(accounts.blp, url_prefix=f"{API_PREFIX}/accounts")
+    api.register_blueprint(account_contacts.blp, url_prefix=f"{API_PREFIX}/accounts")
+    api.register_blueprint(contacts.blp, url_prefix=f"{API_PREFIX}/contacts")
+    api.register_blueprint(audit.blp, url_prefix=f"{API_PREFIX}/audit")
     auth.init_app(app)
     app.extensions["staff_api"] = api
     return api

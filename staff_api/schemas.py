@@ -5,6 +5,13 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, fields, validate
 
 
+class StrictBoolean(fields.Boolean):
+    """JSON true or false only; not "yes", 1 or "on"."""
+
+    truthy = {True}
+    falsy = {False}
+
+
 class StrictSchema(Schema):
     """Unknown fields are refused (422), never silently ignored."""
 
@@ -83,8 +90,8 @@ class AccountSchema(Schema):
     tags = fields.List(fields.String(), required=True)
     custom_fields = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
     status = fields.String(required=True, validate=validate.OneOf(ACCOUNT_STATUSES))
-    notify = fields.Boolean(required=True)
-    email_sync = fields.Boolean(required=True)
+    notify = StrictBoolean(required=True)
+    email_sync = StrictBoolean(required=True)
     created_at = fields.DateTime(required=True, format="iso")
 
 
@@ -110,7 +117,7 @@ class AccountListArgsSchema(StrictSchema):
 class EmailInputSchema(StrictSchema):
     address = fields.Email(required=True, validate=validate.Length(max=254))
     label = fields.String(load_default="", validate=validate.Length(max=64))
-    is_primary = fields.Boolean(load_default=False)
+    is_primary = StrictBoolean(load_default=False)
 
 
 class NewContactLinkSchema(StrictSchema):
@@ -142,3 +149,168 @@ class AccountPatchSchema(StrictSchema):
     company_address = fields.String(allow_none=True, validate=validate.Length(max=2000))
     tags = fields.List(Tag, validate=validate.Length(max=50))
     custom_fields = CustomFields
+
+
+# --- contacts, links, settings, audit ------------------------------------------------------
+
+
+class PhoneSchema(StrictSchema):
+    label = fields.String(load_default="", validate=validate.Length(max=64))
+    number = fields.String(required=True, validate=validate.Length(min=1, max=40))
+
+
+class PostalAddressSchema(StrictSchema):
+    label = fields.String(load_default="", validate=validate.Length(max=64))
+    street = fields.String(load_default="", validate=validate.Length(max=200))
+    city = fields.String(load_default="", validate=validate.Length(max=100))
+    postal_code = fields.String(load_default="", validate=validate.Length(max=20))
+    region = fields.String(load_default="", validate=validate.Length(max=100))
+    country = fields.String(load_default="", validate=validate.Length(max=100))
+
+
+class EmailSchema(Schema):
+    id = fields.String(required=True)
+    address = fields.String(required=True)
+    label = fields.String(required=True)
+    is_primary = StrictBoolean(required=True)
+
+
+class ContactSchema(Schema):
+    id = fields.String(required=True)
+    first_name = fields.String(required=True)
+    middle_name = fields.String(required=True)
+    last_name = fields.String(required=True)
+    display_name = fields.String(required=True)
+    phones = fields.List(fields.Nested(PhoneSchema), required=True)
+    addresses = fields.List(fields.Nested(PostalAddressSchema), required=True)
+    custom_fields = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    emails = fields.List(fields.Nested(EmailSchema), required=True)
+
+
+class ContactPageSchema(Schema):
+    items = fields.List(fields.Nested(ContactSchema), required=True)
+    next_cursor = fields.String(required=True, allow_none=True)
+
+
+class ContactListArgsSchema(StrictSchema):
+    q = fields.String(validate=validate.Length(max=200))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    cursor = fields.String(validate=validate.Length(max=2000))
+
+
+class ContactFieldsMixin(StrictSchema):
+    first_name = fields.String(validate=validate.Length(max=100))
+    middle_name = fields.String(validate=validate.Length(max=100))
+    last_name = fields.String(validate=validate.Length(max=100))
+    phones = fields.List(fields.Nested(PhoneSchema), validate=validate.Length(max=20))
+    addresses = fields.List(fields.Nested(PostalAddressSchema), validate=validate.Length(max=20))
+    custom_fields = CustomFields
+
+
+class ContactCreateSchema(ContactFieldsMixin):
+    emails = fields.List(
+        fields.Nested(EmailInputSchema), required=True, validate=validate.Length(min=1, max=20)
+    )
+
+
+class ContactPatchSchema(ContactFieldsMixin):
+    pass
+
+
+class EmailPatchSchema(StrictSchema):
+    address = fields.Email(validate=validate.Length(max=254))
+    label = fields.String(validate=validate.Length(max=64))
+    is_primary = StrictBoolean(validate=validate.Equal(True, error="Make another email primary instead."))
+
+
+class LinkCreateSchema(StrictSchema):
+    contact_id = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    description = fields.String(load_default="", validate=validate.Length(max=200))
+    signer_priority = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=1000))
+
+
+class LinkPatchSchema(StrictSchema):
+    description = fields.String(validate=validate.Length(max=200))
+    signer_priority = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=1000))
+
+
+class LinkSchema(Schema):
+    account_id = fields.String(required=True)
+    contact_id = fields.String(required=True)
+    contact_name = fields.String(required=True)
+    description = fields.String(required=True)
+    signer_priority = fields.Integer(required=True, allow_none=True)
+
+
+NotificationPreferences = fields.Dict(
+    keys=fields.String(validate=validate.OneOf(NOTIFICATION_CATEGORIES)), values=StrictBoolean()
+)
+
+
+class InvitationStateSchema(Schema):
+    state = fields.String(
+        required=True, validate=validate.OneOf(["not_invited", "invited", "expired", "activated"])
+    )
+    sent_at = fields.DateTime(required=True, allow_none=True, format="iso")
+    expires_at = fields.DateTime(required=True, allow_none=True, format="iso")
+
+
+class SettingsSchema(Schema):
+    account_id = fields.String(required=True)
+    contact_id = fields.String(required=True)
+    contact_name = fields.String(required=True)
+    email_id = fields.String(required=True)
+    address = fields.String(required=True)
+    login = StrictBoolean(required=True)
+    notify = StrictBoolean(required=True)
+    notification_preferences = fields.Dict(keys=fields.String(), values=StrictBoolean(), required=True)
+    email_sync = StrictBoolean(required=True)
+    auto_save_attachments = StrictBoolean(required=True)
+    signatory = StrictBoolean(required=True)
+    invitation = fields.Nested(InvitationStateSchema, required=True)
+
+
+class ContactSettingsGroupSchema(Schema):
+    contact_id = fields.String(required=True)
+    contact_name = fields.String(required=True)
+    description = fields.String(required=True)
+    signer_priority = fields.Integer(required=True, allow_none=True)
+    emails = fields.List(fields.Nested(SettingsSchema), required=True)
+
+
+class ContactSettingsListSchema(Schema):
+    contacts = fields.List(fields.Nested(ContactSettingsGroupSchema), required=True)
+
+
+class SettingsPatchSchema(StrictSchema):
+    login = StrictBoolean()
+    notify = StrictBoolean()
+    notification_preferences = NotificationPreferences
+    email_sync = StrictBoolean()
+    auto_save_attachments = StrictBoolean()
+    signatory = StrictBoolean()
+
+
+class AuditEntrySchema(Schema):
+    id = fields.String(required=True)
+    account_id = fields.String(required=True, allow_none=True)
+    contact_id = fields.String(required=True, allow_none=True)
+    email_id = fields.String(required=True, allow_none=True)
+    address = fields.String(required=True)
+    actor = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
+    field = fields.String(required=True)
+    old_value = fields.Raw(required=True, allow_none=True)
+    new_value = fields.Raw(required=True, allow_none=True)
+    created_at = fields.DateTime(required=True, format="iso")
+
+
+class AuditPageSchema(Schema):
+    items = fields.List(fields.Nested(AuditEntrySchema), required=True)
+    next_cursor = fields.String(required=True, allow_none=True)
+
+
+class AuditArgsSchema(StrictSchema):
+    account_id = fields.String(validate=validate.Length(min=1, max=40))
+    email_id = fields.String(validate=validate.Length(min=1, max=40))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    cursor = fields.String(validate=validate.Length(max=100))

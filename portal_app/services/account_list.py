@@ -53,14 +53,14 @@ def email_sync_expr() -> ColumnElement[bool]:
     return _settings_exist(ContactSettings.email_sync.is_(True))
 
 
-def _like(term: str) -> str:
+def like_pattern(term: str) -> str:
     escaped = term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
 
 def _text_filter(q: str) -> ColumnElement[bool]:
     """Name, or any part of a linked contact's name or email (R-STA-4)."""
-    pattern = _like(q)
+    pattern = like_pattern(q)
     full_name = func.lower(Contact.first_name + " " + Contact.middle_name + " " + Contact.last_name)
     short_name = func.lower(Contact.first_name + " " + Contact.last_name)
     contact_match = exists().where(

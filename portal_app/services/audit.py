@@ -39,3 +39,24 @@ def record_setting_change(
     )
     db.session.add(entry)
     return entry
+
+
+def list_audit(
+    firm_id: int,
+    *,
+    account_id: int | None = None,
+    email_id: int | None = None,
+    limit: int = 50,
+    before_id: int | None = None,
+) -> list[AuditEntry]:
+    """Newest first; ``before_id`` pages backwards through history."""
+    from sqlalchemy import select
+
+    query = select(AuditEntry).where(AuditEntry.firm_id == firm_id)
+    if account_id is not None:
+        query = query.where(AuditEntry.account_id == account_id)
+    if email_id is not None:
+        query = query.where(AuditEntry.email_id == email_id)
+    if before_id is not None:
+        query = query.where(AuditEntry.id < before_id)
+    return list(db.session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit)))

@@ -184,3 +184,33 @@ def remove_email(email: ContactEmail) -> None:
     db.session.expunge(email)
     db.session.flush()
     db.session.expire(contact, ["emails"])
+
+
+def list_contacts(
+    firm_id: int, *, q: str | None = None, limit: int = 50, cursor: str | None = None
+) -> tuple[list[Contact], str | None]:
+    """Contacts sorted by last then first name, with their emails, paged by cursor."""
+    from sqlalchemy import and_, exists, func, or_
+    from sqlalchemy.orm import selectinload
+
+    from portal_app.services.account_list import decode_cursor, encode_cursor, like_pattern
+
+    key = func.lower(Contact.last_name + " " + Contact.first_name)
+    query = select(Contact, key).where(Contact.firm_id == firm_id).options(selectinload(Contact.emails))
+    if q and q.strip():
+        pattern = like_pattern(q.strip())
+        query = query.where(
+            or_(
+                func.lower(Contact.first_name + " " + Contact.last_name).like(pattern, escape="\\"),
+                key.like(pattern, escape="\\"),
+                exists().where(
+                    ContactEmail.contact_id == Contact.id, ContactEmail.address.like(pattern, escape="\\")
+                ),
+            )
+        )
+    if cursor:
+        after_key, after_id = decode_cursor(cursor)
+        query = query.where(or_(key > after_key, and_(key == after_key, Contact.id > after_id)))
+    rows = db.session.execute(query.order_by(key, Contact.id).limit(limit + 1)).all()
+    next_cursor = encode_cursor(rows[limit - 1][1], rows[limit - 1][0].id) if len(rows) > limit else None
+    return [row[0] for row in rows[:limit]], next_cursor

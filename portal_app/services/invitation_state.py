@@ -1,0 +1,52 @@
+"""The invitation block of contact settings: not_invited / invited / expired / activated."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from portal_app.extensions import db
+from portal_app.models import Invitation, PortalUser, utcnow
+
+
+def invitation_states(account_id: int, email_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """State per email on one account, in two queries whatever the number of emails."""
+    if not email_ids:
+        return {}
+    activated = set(
+        db.session.scalars(
+            select(PortalUser.email_id).where(
+                PortalUser.email_id.in_(email_ids),
+                PortalUser.activated_at.is_not(None),
+                PortalUser.password_hash.is_not(None),
+            )
+        )
+    )
+    outstanding = db.session.scalars(
+        select(Invitation)
+        .where(
+            Invitation.account_id == account_id,
+            Invitation.email_id.in_(email_ids),
+            Invitation.revoked_at.is_(None),
+            Invitation.accepted_at.is_(None),
+        )
+        .order_by(Invitation.id)
+    ).all()
+    latest = {inv.email_id: inv for inv in outstanding}  # the newest wins
+    now = utcnow()
+    states: dict[int, dict[str, Any]] = {}
+    for email_id in email_ids:
+        invitation = latest.get(email_id)
+        sent_at = invitation.sent_at or invitation.created_at if invitation else None
+        expires_at = invitation.expires_at if invitation else None
+        if email_id in activated:
+            state = "activated"
+        elif invitation is None:
+            state = "not_invited"
+        elif expires_at is not None and expires_at <= now:
+            state = "expired"
+        else:
+            state = "invited"
+        states[email_id] = {"state": state, "sent_at": sent_at, "expires_at": expires_at}
+    return states

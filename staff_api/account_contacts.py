@@ -1,0 +1,141 @@
+"""An account's contacts (links) and their contact settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from portal_app.models import AccountContact, Contact, ContactEmail, ContactSettings
+from portal_app.services import accounts, contacts, links, settings
+from portal_app.services.audit import Actor
+from portal_app.services.invitation_state import invitation_states
+from portal_app.transaction import commit
+from staff_api.auth import current_staff
+from staff_api.schemas import (
+    ContactSettingsListSchema,
+    ErrorSchema,
+    LinkCreateSchema,
+    LinkPatchSchema,
+    LinkSchema,
+    SettingsPatchSchema,
+    SettingsSchema,
+)
+
+blp = Blueprint("account_contacts", __name__, description="An account's contacts and their contact settings.")
+
+
+def staff_actor() -> Actor:
+    staff = current_staff()
+    return Actor("staff", staff.id, staff.email)
+
+
+def link_payload(link: AccountContact, contact: Contact) -> dict[str, Any]:
+    return {
+        "account_id": str(link.account_id),
+        "contact_id": str(link.contact_id),
+        "contact_name": contact.display_name,
+        "description": link.description,
+        "signer_priority": link.signer_priority,
+    }
+
+
+def settings_payload(
+    row: ContactSettings, contact: Contact, email: ContactEmail, invitation: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "account_id": str(row.account_id),
+        "contact_id": str(row.contact_id),
+        "contact_name": contact.display_name,
+        "email_id": str(row.email_id),
+        "address": email.address,
+        "login": row.login,
+        "notify": row.notify,
+        "notification_preferences": row.notification_preferences,
+        "email_sync": row.email_sync,
+        "auto_save_attachments": row.auto_save_attachments,
+        "signatory": row.signatory,
+        "invitation": invitation,
+    }
+
+
+@blp.route("/<account_id>/contacts")
+class AccountContacts(MethodView):
+    @blp.arguments(LinkCreateSchema)
+    @blp.response(201, LinkSchema)
+    @blp.alt_response(404, schema=ErrorSchema)
+    @blp.alt_response(409, schema=ErrorSchema, description="Already linked.")
+    def post(self, data: dict[str, Any], account_id: str) -> dict[str, Any]:
+        """Link a contact, with a description and signer priority for this account."""
+        firm_id = current_staff().firm_id
+        account = accounts.get_account(firm_id, account_id)
+        contact = contacts.get_contact(firm_id, data["contact_id"])
+        link = links.link_contact(
+            account, contact, description=data["description"], signer_priority=data.get("signer_priority")
+        )
+        commit()
+        return link_payload(link, contact)
+
+
+@blp.route("/<account_id>/contacts/<contact_id>")
+class AccountContactDetail(MethodView):
+    @blp.arguments(LinkPatchSchema)
+    @blp.response(200, LinkSchema)
+    @blp.alt_response(404, schema=ErrorSchema)
+    def patch(self, data: dict[str, Any], account_id: str, contact_id: str) -> dict[str, Any]:
+        """Edit the link's description or signer priority."""
+        account = accounts.get_account(current_staff().firm_id, account_id)
+        link = links.get_link(account, contact_id)
+        links.update_link(link, **data)
+        commit()
+        return link_payload(link, link.contact)
+
+    @blp.response(204)
+    @blp.alt_response(404, schema=ErrorSchema)
+    @blp.alt_response(409, schema=ErrorSchema, description="The account's last contact (R-LNK-2).")
+    def delete(self, account_id: str, contact_id: str) -> None:
+        """Unlink a contact; its settings on this account go with the link."""
+        account = accounts.get_account(current_staff().firm_id, account_id)
+        links.unlink_contact(links.get_link(account, contact_id))
+        commit()
+
+
+@blp.route("/<account_id>/contact-settings")
+class AccountContactSettings(MethodView):
+    @blp.response(200, ContactSettingsListSchema)
+    @blp.alt_response(404, schema=ErrorSchema)
+    def get(self, account_id: str) -> dict[str, Any]:
+        """Every linked contact (alphabetically) with every email, its settings and invitation state."""
+        account = accounts.get_account(current_staff().firm_id, account_id)
+        rows = settings.list_account_settings(account)
+        states = invitation_states(account.id, [email.id for _, _, email, _ in rows])
+        groups: list[dict[str, Any]] = []
+        for link, contact, email, row in rows:
+            if not groups or groups[-1]["contact_id"] != str(contact.id):
+                groups.append(
+                    {
+                        "contact_id": str(contact.id),
+                        "contact_name": contact.display_name,
+                        "description": link.description,
+                        "signer_priority": link.signer_priority,
+                        "emails": [],
+                    }
+                )
+            groups[-1]["emails"].append(settings_payload(row, contact, email, states[email.id]))
+        return {"contacts": groups}
+
+
+@blp.route("/<account_id>/contact-settings/<email_id>")
+class ContactSettingsDetail(MethodView):
+    @blp.arguments(SettingsPatchSchema)
+    @blp.response(200, SettingsSchema)
+    @blp.alt_response(404, schema=ErrorSchema)
+    def patch(self, changes: dict[str, Any], account_id: str, email_id: str) -> dict[str, Any]:
+        """Change login, notify (+ preferences), email sync, attachments, signatory; audited."""
+        account = accounts.get_account(current_staff().firm_id, account_id)
+        row = settings.get_settings(account, email_id)
+        settings.update_settings(row, changes, actor=staff_actor())
+        commit()
+        state = invitation_states(account.id, [row.email_id])[row.email_id]
+        return settings_payload(row, row.contact, row.email, state)
