@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from portal_app.models import ACCOUNT_TYPES as MODEL_ACCOUNT_TYPES
+from portal_app.models import NOTIFICATION_CATEGORIES as MODEL_NOTIFICATION_CATEGORIES
+from portal_app.services.account_list import ACCOUNT_STATUSES as SERVICE_ACCOUNT_STATUSES
+
 
 class StrictBoolean(fields.Boolean):
     """JSON true or false only; not "yes", 1 or "on"."""
@@ -59,19 +63,10 @@ class SessionSchema(Schema):
 
 # --- accounts -------------------------------------------------------------------------------
 
-ACCOUNT_TYPES = ["individual", "company"]
-ACCOUNT_STATUSES = ["activated", "pending_activation", "not_activated"]
-NOTIFICATION_CATEGORIES = [
-    "documents_upload",
-    "documents_signature",
-    "documents_approval",
-    "messages_tasks",
-    "proposals",
-    "organizers",
-    "invoices_payments",
-    "client_requests",
-    "transactions",
-]
+# One source for the domain's enumerations: the models and the account-list service.
+ACCOUNT_TYPES = list(MODEL_ACCOUNT_TYPES)
+ACCOUNT_STATUSES = list(SERVICE_ACCOUNT_STATUSES)
+NOTIFICATION_CATEGORIES = list(MODEL_NOTIFICATION_CATEGORIES)
 
 Tag = fields.String(validate=validate.Length(min=1, max=64))
 CustomFields = fields.Dict(
