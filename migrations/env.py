@@ -3,6 +3,8 @@ from logging.config import fileConfig
 
 from flask import current_app
 
+from portal_app.orm import include_in_schema_compare
+
 from alembic import context
 
 # this is the Alembic Config object, which provides
@@ -96,6 +98,7 @@ def run_migrations_online():
         # autogenerate notices column type changes on both databases.
         conf_args.setdefault("render_as_batch", connection.dialect.name == "sqlite")
         conf_args.setdefault("compare_type", True)
+        conf_args.setdefault("include_name", include_in_schema_compare)
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

@@ -23,7 +23,7 @@ def _use_error_schema() -> None:
 
 
 def init_app(app: Flask) -> StaffApi:
-    from staff_api import account_contacts, accounts, audit, auth, contacts
+    from staff_api import account_contacts, accounts, audit, auth, contacts, tokens
 
     _use_error_schema()
     app.config.setdefault("API_TITLE", "Portico staff API")
@@ -56,6 +56,8 @@ def init_app(app: Flask) -> StaffApi:
     api.register_blueprint(account_contacts.blp, url_prefix=f"{API_PREFIX}/accounts")
     api.register_blueprint(contacts.blp, url_prefix=f"{API_PREFIX}/contacts")
     api.register_blueprint(audit.blp, url_prefix=f"{API_PREFIX}/audit")
+    api.register_blueprint(tokens.blp, url_prefix=f"{API_PREFIX}/api-tokens")
+    api.register_blueprint(tokens.staff_blp, url_prefix=f"{API_PREFIX}/staff")
     auth.init_app(app)
     app.extensions["staff_api"] = api
     return api

@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 
 from portal_app.services.audit import list_audit
 from portal_app.services.errors import ValidationFailed
+from portal_app.services.validation import parse_id
 from staff_api.auth import current_staff
 from staff_api.schemas import AuditArgsSchema, AuditPageSchema
 
@@ -18,9 +19,10 @@ blp = Blueprint("audit", __name__, description="Who changed which setting, when,
 def _id(value: str | None, field: str) -> int | None:
     if value is None:
         return None
-    if not value.isdigit() or len(value) > 18:
+    key = parse_id(value)
+    if key is None:
         raise ValidationFailed("Not a valid id.", fields={field: ["Not a valid id."]})
-    return int(value)
+    return key
 
 
 @blp.route("")

@@ -8,7 +8,7 @@ from flask_login import current_user, login_user, logout_user
 from flask_smorest import Blueprint
 from flask_wtf.csrf import generate_csrf
 
-from portal_app.extensions import csrf
+from portal_app.extensions import csrf, db
 from portal_app.models import StaffUser, new_session_token
 from portal_app.services.errors import DomainError
 from portal_app.services.staff import authenticate_staff, staff_for_api_token
@@ -42,7 +42,8 @@ def authenticate_api_request() -> None:
         if staff is None:
             raise Unauthorized("The API token is missing, malformed or revoked.")
         g.staff, g.auth_method = staff, "token"
-        commit()  # records last_used_at
+        if db.session.dirty:
+            commit()  # records last_used_at
         return
     user = current_user._get_current_object() if current_user.is_authenticated else None
     if not isinstance(user, StaffUser):

@@ -309,3 +309,46 @@ class AuditArgsSchema(StrictSchema):
     email_id = fields.String(validate=validate.Length(min=1, max=40))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
     cursor = fields.String(validate=validate.Length(max=100))
+
+
+# --- personal API tokens --------------------------------------------------------------------
+
+
+class ApiTokenSchema(Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    staff_id = fields.String(required=True)
+    staff_email = fields.String(required=True)
+    created_at = fields.DateTime(required=True)
+    last_used_at = fields.DateTime(required=True, allow_none=True)
+    revoked_at = fields.DateTime(required=True, allow_none=True)
+
+
+class ApiTokenListSchema(Schema):
+    items = fields.List(fields.Nested(ApiTokenSchema), required=True)
+
+
+class ApiTokenListArgsSchema(StrictSchema):
+    staff_id = fields.String(
+        validate=validate.Length(min=1, max=20),
+        metadata={"description": "Admins only: the tokens of one staff user."},
+    )
+
+
+class ApiTokenCreateSchema(StrictSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    staff_id = fields.String(
+        validate=validate.Length(min=1, max=20),
+        metadata={"description": "Whose token; defaults to the caller. Only admins name someone else."},
+    )
+
+
+class ApiTokenCreatedSchema(Schema):
+    token = fields.Nested(ApiTokenSchema, required=True)
+    secret = fields.String(
+        required=True, metadata={"description": "The bearer token. Shown once; only a digest is stored."}
+    )
+
+
+class StaffListSchema(Schema):
+    items = fields.List(fields.Nested(StaffUserSchema), required=True)

@@ -54,10 +54,15 @@ class Factory:
             staff = create_staff_user(
                 firm, email=f"staff{n}@firm{n}.example", password=STAFF_PASSWORD, role=role
             )
-            _, token = issue_api_token(staff)
+            api_token, token = issue_api_token(staff)
             commit()
             made = SimpleNamespace(
-                id=firm.id, name=firm.name, staff_id=staff.id, staff_email=staff.email, token=token
+                id=firm.id,
+                name=firm.name,
+                staff_id=staff.id,
+                staff_email=staff.email,
+                token=token,
+                token_id=api_token.id,
             )
             db.session.remove()
         made.api = ApiClient(self.app.test_client(), token)
@@ -72,9 +77,9 @@ class Factory:
             staff = create_staff_user(
                 firm, email=f"member{n}@example.com", password=STAFF_PASSWORD, role=role
             )
-            _, token = issue_api_token(staff)
+            api_token, token = issue_api_token(staff)
             commit()
-            made = SimpleNamespace(id=staff.id, email=staff.email, token=token)
+            made = SimpleNamespace(id=staff.id, email=staff.email, token=token, token_id=api_token.id)
             db.session.remove()
         made.api = ApiClient(self.app.test_client(), token)
         return made

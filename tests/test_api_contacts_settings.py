@@ -138,7 +138,12 @@ def test_r_sec_1_every_api_route_answers_404_for_another_firms_ids(app, make):
     own = make.account(mine.id)
     other = make.account(theirs.id)
     person = other.contacts[0]
-    ids = {"account_id": str(other.id), "contact_id": str(person.id), "email_id": str(person.emails[0].id)}
+    ids = {
+        "account_id": str(other.id),
+        "contact_id": str(person.id),
+        "email_id": str(person.emails[0].id),
+        "token_id": str(theirs.token_id),
+    }
     # Valid bodies, so the request reaches the lookup rather than stopping at validation.
     bodies = {
         ("POST", "/api/v1/accounts/<account_id>/contacts"): {"contact_id": str(own.contacts[0].id)},
@@ -177,7 +182,12 @@ def test_r_sec_2_every_unsafe_api_route_refuses_a_cookie_call_without_csrf(app, 
     firm = make.firm()
     account = make.account(firm.id)
     person = account.contacts[0]
-    ids = {"account_id": str(account.id), "contact_id": str(person.id), "email_id": str(person.emails[0].id)}
+    ids = {
+        "account_id": str(account.id),
+        "contact_id": str(person.id),
+        "email_id": str(person.emails[0].id),
+        "token_id": str(firm.token_id),
+    }
     client = app.test_client()
     client.post("/api/v1/auth/login", json={"email": firm.staff_email, "password": STAFF_PASSWORD})
     checked = 0

@@ -130,8 +130,12 @@ def test_migrations_build_the_schema_the_models_describe(app):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
+    from portal_app.orm import include_in_schema_compare
+
     with app.app_context(), db.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": False})
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": False, "include_name": include_in_schema_compare}
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # expression indexes are reported as skipped
             diff = compare_metadata(context, db.metadata)

@@ -9,16 +9,16 @@ from sqlalchemy import delete, select
 from portal_app.extensions import db
 from portal_app.models import ACCOUNT_TYPES, Account, AccountTag
 from portal_app.services.errors import NotFound, ValidationFailed
+from portal_app.services.validation import parse_id
 
 EDITABLE_FIELDS = ("name", "type", "company_name", "company_address", "photo_url", "custom_fields", "tags")
 
 
 def get_account(firm_id: int, account_id: int | str) -> Account:
     """Return the firm's account, or NotFound for ids of other firms or none at all."""
-    try:
-        key = int(account_id)
-    except (TypeError, ValueError):
-        raise NotFound("Account not found.") from None
+    key = parse_id(account_id)
+    if key is None:
+        raise NotFound("Account not found.")
     account = db.session.scalar(select(Account).where(Account.id == key, Account.firm_id == firm_id))
     if account is None:
         raise NotFound("Account not found.")

@@ -9,16 +9,15 @@ from sqlalchemy import delete, select, update
 from portal_app.extensions import db
 from portal_app.models import AccountContact, Contact, ContactEmail, ContactSettings
 from portal_app.services.errors import Conflict, NotFound, ValidationFailed
-from portal_app.services.validation import normalise_email
+from portal_app.services.validation import normalise_email, parse_id
 
 CONTACT_FIELDS = ("first_name", "middle_name", "last_name", "phones", "addresses", "custom_fields")
 
 
 def get_contact(firm_id: int, contact_id: int | str) -> Contact:
-    try:
-        key = int(contact_id)
-    except (TypeError, ValueError):
-        raise NotFound("Contact not found.") from None
+    key = parse_id(contact_id)
+    if key is None:
+        raise NotFound("Contact not found.")
     contact = db.session.scalar(select(Contact).where(Contact.id == key, Contact.firm_id == firm_id))
     if contact is None:
         raise NotFound("Contact not found.")
@@ -26,10 +25,9 @@ def get_contact(firm_id: int, contact_id: int | str) -> Contact:
 
 
 def get_email(contact: Contact, email_id: int | str) -> ContactEmail:
-    try:
-        key = int(email_id)
-    except (TypeError, ValueError):
-        raise NotFound("Email not found.") from None
+    key = parse_id(email_id)
+    if key is None:
+        raise NotFound("Email not found.")
     email = db.session.scalar(
         select(ContactEmail).where(ContactEmail.id == key, ContactEmail.contact_id == contact.id)
     )

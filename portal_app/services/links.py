@@ -7,13 +7,13 @@ from sqlalchemy import delete, func, select
 from portal_app.extensions import db
 from portal_app.models import Account, AccountContact, Contact, ContactEmail, ContactSettings
 from portal_app.services.errors import Conflict, NotFound, ValidationFailed
+from portal_app.services.validation import parse_id
 
 
 def get_link(account: Account, contact_id: int | str) -> AccountContact:
-    try:
-        key = int(contact_id)
-    except (TypeError, ValueError):
-        raise NotFound("This contact is not linked to the account.") from None
+    key = parse_id(contact_id)
+    if key is None:
+        raise NotFound("This contact is not linked to the account.")
     link = db.session.get(AccountContact, (account.id, key))
     if link is None:
         raise NotFound("This contact is not linked to the account.")

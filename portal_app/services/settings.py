@@ -18,6 +18,7 @@ from portal_app.models import (
 )
 from portal_app.services.audit import Actor, record_setting_change
 from portal_app.services.errors import NotFound, ValidationFailed
+from portal_app.services.validation import parse_id
 
 FLAGS = ("login", "notify", "email_sync", "auto_save_attachments", "signatory")
 SETTING_FIELDS = (*FLAGS, "notification_preferences")
@@ -45,10 +46,9 @@ def list_account_settings(
 
 
 def get_settings(account: Account, email_id: int | str) -> ContactSettings:
-    try:
-        key = int(email_id)
-    except (TypeError, ValueError):
-        raise NotFound("No settings for this email on this account.") from None
+    key = parse_id(email_id)
+    if key is None:
+        raise NotFound("No settings for this email on this account.")
     settings = db.session.scalar(
         select(ContactSettings).where(
             ContactSettings.account_id == account.id, ContactSettings.email_id == key

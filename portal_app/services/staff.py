@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from portal_app.extensions import db
 from portal_app.models import ApiToken, Firm, StaffUser, utcnow
 from portal_app.passwords import MIN_LENGTH, hash_password, needs_rehash, verify_password
-from portal_app.services.errors import Conflict, ValidationFailed
-from portal_app.services.validation import normalise_email
+from portal_app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from portal_app.services.validation import normalise_email, parse_id
 
 API_TOKEN_PREFIX = "pt_"
+LAST_USED_PRECISION = timedelta(minutes=1)
 
 
 def create_firm(name: str, *, timezone: str = "UTC") -> Firm:
@@ -85,14 +88,59 @@ def staff_for_api_token(raw: str) -> StaffUser | None:
     if not raw.startswith(API_TOKEN_PREFIX) or len(raw) > 200:
         return None
     token = db.session.scalar(
-        select(ApiToken).where(ApiToken.token_digest == _digest(raw), ApiToken.revoked_at.is_(None))
+        select(ApiToken)
+        .options(joinedload(ApiToken.staff_user))  # one round trip per API call, not two
+        .where(ApiToken.token_digest == _digest(raw), ApiToken.revoked_at.is_(None))
     )
     if token is None or not token.staff_user.is_active:
         return None
-    token.last_used_at = utcnow()
+    now = utcnow()
+    # "Last used" is shown to within a minute; writing it on every call would turn each
+    # read-only API request into a write.
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION:
+        token.last_used_at = now
     return token.staff_user
 
 
 def revoke_api_token(token: ApiToken) -> None:
     if token.revoked_at is None:
         token.revoked_at = utcnow()
+
+
+def get_staff_user(firm_id: int, staff_id: object) -> StaffUser:
+    key = parse_id(staff_id)
+    user = db.session.scalar(select(StaffUser).where(StaffUser.id == key, StaffUser.firm_id == firm_id))
+    if key is None or user is None:
+        raise NotFound("Staff user not found.")
+    return user
+
+
+def list_api_tokens(actor: StaffUser, *, staff_id: int | None = None) -> list[ApiToken]:
+    """The actor's own tokens; admins see every token of the firm (optionally one user's)."""
+    query = select(ApiToken).where(ApiToken.firm_id == actor.firm_id).order_by(ApiToken.id.desc())
+    if not actor.is_admin:
+        query = query.where(ApiToken.staff_user_id == actor.id)
+    elif staff_id is not None:
+        query = query.where(ApiToken.staff_user_id == staff_id)
+    return list(db.session.scalars(query))
+
+
+def create_api_token_for(actor: StaffUser, owner: StaffUser, *, name: str) -> tuple[ApiToken, str]:
+    """Issue a token for ``owner``; only admins may issue tokens for someone else."""
+    if owner.id != actor.id and not actor.is_admin:
+        raise Forbidden("Only admins create API tokens for other staff users.")
+    if not owner.is_active:
+        raise ValidationFailed("This staff user is deactivated.", fields={"staff_id": ["Deactivated."]})
+    return issue_api_token(owner, name=name)
+
+
+def revoke_api_token_as(actor: StaffUser, token_id: object) -> ApiToken:
+    """Revoke one of the actor's tokens, or (admins) any token of the firm."""
+    key = parse_id(token_id)
+    token = db.session.scalar(select(ApiToken).where(ApiToken.id == key, ApiToken.firm_id == actor.firm_id))
+    if key is None or token is None:
+        raise NotFound("API token not found.")
+    if token.staff_user_id != actor.id and not actor.is_admin:
+        raise Forbidden("Only admins revoke other staff users' API tokens.")
+    revoke_api_token(token)
+    return token

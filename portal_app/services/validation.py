@@ -19,3 +19,19 @@ def normalise_email(address: str, *, field: str = "email") -> str:
             f"{address!r} is not a valid email address.", fields={field: ["Not a valid email address."]}
         )
     return value
+
+
+_ID = re.compile(r"^[1-9][0-9]{0,17}$")
+
+
+def parse_id(value: object) -> int | None:
+    """Return an opaque id as an int, or None when it cannot be one of ours.
+
+    Ids are decimal strings within a signed 64-bit column; anything else (signs, spaces,
+    underscores, 20-digit numbers that would overflow the column) is simply not found.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not _ID.match(value):
+        return None
+    return int(value)
