@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, fields, validate
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 
 from portal_app.models import ACCOUNT_TYPES as MODEL_ACCOUNT_TYPES
 from portal_app.models import NOTIFICATION_CATEGORIES as MODEL_NOTIFICATION_CATEGORIES
 from portal_app.services.account_list import ACCOUNT_STATUSES as SERVICE_ACCOUNT_STATUSES
+from portal_app.services.validation import text_problem
 
 
 class StrictBoolean(fields.Boolean):
@@ -16,11 +19,35 @@ class StrictBoolean(fields.Boolean):
     falsy = {False}
 
 
+def _text_problems(value: Any, path: str, problems: dict[str, list[str]]) -> None:
+    if isinstance(value, str):
+        problem = text_problem(value)
+        if problem:
+            problems[path or "_schema"] = [problem]
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _text_problems(key, path, problems)
+            _text_problems(item, f"{path}.{key}" if path else str(key), problems)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _text_problems(item, f"{path}.{index}" if path else str(index), problems)
+
+
 class StrictSchema(Schema):
-    """Unknown fields are refused (422), never silently ignored."""
+    """Unknown fields are refused (422), never silently ignored; text that no database can
+    store (NUL, lone surrogates) is refused before any field is looked at."""
 
     class Meta:
         unknown = RAISE
+
+    @pre_load
+    def _refuse_unstorable_text(self, data: Any, **kwargs: Any) -> Any:
+        problems: dict[str, list[str]] = {}
+        # query strings arrive as a MultiDict; JSON bodies as plain data
+        _text_problems(dict(data) if hasattr(data, "getlist") else data, "", problems)
+        if problems:
+            raise ValidationError(problems)
+        return data
 
 
 class ErrorBodySchema(Schema):

@@ -35,3 +35,18 @@ def parse_id(value: object) -> int | None:
     if not isinstance(value, str) or not _ID.match(value):
         return None
     return int(value)
+
+
+def text_problem(value: str) -> str | None:
+    """Why a piece of user text cannot be stored, or None when it can.
+
+    PostgreSQL text cannot hold NUL, and a lone UTF-16 surrogate (valid in JSON's escapes)
+    cannot be encoded as UTF-8.
+    """
+    if "\x00" in value:
+        return "Contains a NUL character."
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "Contains an invalid Unicode character."
+    return None
