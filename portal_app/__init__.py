@@ -38,13 +38,16 @@ def register_config(app: Flask, test_config: dict[str, Any] | None) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from portal_app import auth, db_events
-    from portal_app.extensions import csrf, db, login_manager, migrate
+    from portal_app import auth, db_events, i18n, redact
+    from portal_app.extensions import csrf, db, limiter, login_manager, migrate
 
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
     csrf.init_app(app)
     login_manager.init_app(app)
+    limiter.init_app(app)
+    i18n.init_app(app)
+    redact.init_app()
     auth.init_app(app)
     db_events.init_app(app)
 

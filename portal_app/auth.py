@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Flask
+import time
+
+from flask import Flask, Response, redirect, request, session, url_for
+from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
 
 from portal_app.extensions import db, login_manager
@@ -10,6 +13,7 @@ from portal_app.models import PortalUser, StaffUser
 
 
 def init_app(app: Flask) -> None:
+    init_session_timeouts(app)
     login_manager.session_protection = None  # sessions are ended by rotating the token instead
 
     @login_manager.user_loader
@@ -26,3 +30,49 @@ def init_app(app: Flask) -> None:
             user = db.session.scalar(select(PortalUser).where(PortalUser.session_token == token))
             return user if user is not None and user.is_active else None
         return None
+
+
+def start_session(user: StaffUser | PortalUser) -> None:
+    """Log a user in with a fresh session (R-SEC-5) that the timeouts below measure."""
+    session.clear()
+    login_user(user)
+    now = int(time.time())
+    session["auth_at"] = session["seen_at"] = now
+    session.permanent = True
+
+
+def end_session() -> None:
+    logout_user()
+    session.clear()
+
+
+def session_expired(app: Flask) -> str | None:
+    """'absolute' after SESSION_MAX_AGE_HOURS, 'idle' after SESSION_IDLE_MINUTES (R-SEC-11)."""
+    now = int(time.time())
+    auth_at, seen_at = session.get("auth_at"), session.get("seen_at")
+    if not isinstance(auth_at, int) or not isinstance(seen_at, int):
+        return "absolute"
+    if now - auth_at >= app.config["SESSION_MAX_AGE_HOURS"] * 3600:
+        return "absolute"
+    if now - seen_at >= app.config["SESSION_IDLE_MINUTES"] * 60:
+        return "idle"
+    return None
+
+
+def init_session_timeouts(app: Flask) -> None:
+    @app.before_request
+    def enforce_session_lifetime() -> Response | None:
+        if request.endpoint == "static" or "_user_id" not in session:
+            return None
+        if request.path.startswith("/api/") and request.headers.get("Authorization"):
+            return None  # bearer calls carry no session
+        if not current_user.is_authenticated:
+            return None
+        reason = session_expired(app)
+        if reason is None:
+            session["seen_at"] = int(time.time())
+            return None
+        end_session()
+        if request.path.startswith("/portal/"):
+            return redirect(url_for("portal.login", expired=reason))
+        return None  # the API then answers 401 for a request without a session

@@ -118,4 +118,12 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "WTF_CSRF_CHECK_DEFAULT": False,
         "WTF_CSRF_TIME_LIMIT": None,
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+        # Rate limits (R-SEC-3): Redis when configured, process memory only in the embedded
+        # default. Errors are not swallowed: with Redis down the limited forms refuse (503).
+        "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_SWALLOW_ERRORS": False,
+        "LIMIT_PER_IP": env.get("LIMIT_PER_IP", "") or "30 per 10 minutes",
+        "LIMIT_PER_EMAIL": env.get("LIMIT_PER_EMAIL", "") or "6 per 10 minutes",
+        "LIMIT_NEW_INVITATION": env.get("LIMIT_NEW_INVITATION", "") or "3 per day",
     }

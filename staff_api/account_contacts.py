@@ -8,14 +8,16 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from portal_app.models import AccountContact, Contact, ContactEmail, ContactSettings
-from portal_app.services import accounts, contacts, links, settings
+from portal_app.services import accounts, contacts, invitations, links, settings
 from portal_app.services.audit import Actor
+from portal_app.services.errors import Conflict
 from portal_app.services.invitation_state import invitation_states
 from portal_app.transaction import commit
 from staff_api.auth import current_staff
 from staff_api.schemas import (
     ContactSettingsListSchema,
     ErrorSchema,
+    InvitationSendSchema,
     LinkCreateSchema,
     LinkPatchSchema,
     LinkSchema,
@@ -132,10 +134,61 @@ class ContactSettingsDetail(MethodView):
     @blp.response(200, SettingsSchema)
     @blp.alt_response(404, schema=ErrorSchema)
     def patch(self, changes: dict[str, Any], account_id: str, email_id: str) -> dict[str, Any]:
-        """Change login, notify (+ preferences), email sync, attachments, signatory; audited."""
+        """Change login, notify (+ preferences), email sync, attachments, signatory; audited.
+
+        `login: true` with `send_invitation: true` invites at once; if the email already has an
+        activated portal login, access is granted at once and an "access granted" email goes
+        out instead (R-LOG-6). `login: false` revokes outstanding invitations (R-LOG-7)."""
         account = accounts.get_account(current_staff().firm_id, account_id)
         row = settings.get_settings(account, email_id)
-        settings.update_settings(row, changes, actor=staff_actor())
+        send = changes.pop("send_invitation", False)
+        message = changes.pop("invitation_message", "")
+        changed = settings.update_settings(row, changes, actor=staff_actor())
+        invitations.after_settings_change(row, changed, send=send, message=message, sent_by=current_staff())
         commit()
-        state = invitation_states(account.id, [row.email_id])[row.email_id]
-        return settings_payload(row, row.contact, row.email, state)
+        return _settings_answer(account.id, row)
+
+
+def _settings_answer(account_id: int, row: ContactSettings) -> dict[str, Any]:
+    state = invitation_states(account_id, [row.email_id])[row.email_id]
+    return settings_payload(row, row.contact, row.email, state)
+
+
+@blp.route("/<account_id>/contact-settings/<email_id>/invitation")
+class ContactInvitation(MethodView):
+    @blp.arguments(InvitationSendSchema)
+    @blp.response(200, SettingsSchema)
+    @blp.alt_response(404, schema=ErrorSchema)
+    @blp.alt_response(409, schema=ErrorSchema, description="Login is off, or the email is already activated.")
+    def post(self, data: dict[str, Any], account_id: str, email_id: str) -> dict[str, Any]:
+        """Send or resend the invitation; a resend invalidates every earlier link (R-LOG-5)."""
+        account = accounts.get_account(current_staff().firm_id, account_id)
+        row = settings.get_settings(account, email_id)
+        invitations.send_invitation(row, sent_by=current_staff(), message=data.get("invitation_message", ""))
+        commit()
+        return _settings_answer(account.id, row)
+
+    @blp.response(204)
+    @blp.alt_response(404, schema=ErrorSchema)
+    @blp.alt_response(409, schema=ErrorSchema, description="No outstanding invitation.")
+    def delete(self, account_id: str, email_id: str) -> None:
+        """Revoke the outstanding invitation: its link stops working at once."""
+        account = accounts.get_account(current_staff().firm_id, account_id)
+        invitations.revoke_invitation(settings.get_settings(account, email_id))
+        commit()
+
+
+@blp.route("/<account_id>/contact-settings/<email_id>/password-reset")
+class ContactPasswordReset(MethodView):
+    @blp.response(202)
+    @blp.alt_response(404, schema=ErrorSchema)
+    @blp.alt_response(409, schema=ErrorSchema, description="The email has no activated portal login.")
+    def post(self, account_id: str, email_id: str) -> None:
+        """Email the client a password-reset link (R-LOG-9); staff never see the password."""
+        account = accounts.get_account(current_staff().firm_id, account_id)
+        row = settings.get_settings(account, email_id)
+        user = invitations.activated_user(row.email_id)
+        if user is None:
+            raise Conflict("This email has no activated portal login; send an invitation instead.")
+        invitations.queue_password_reset(user)
+        commit()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from flask import Flask, abort, g, request, session
 from flask.views import MethodView
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user, logout_user
 from flask_smorest import Blueprint
 from flask_wtf.csrf import generate_csrf
 
+from portal_app.auth import start_session
 from portal_app.extensions import csrf, db
 from portal_app.models import StaffUser, new_session_token
 from portal_app.services.errors import DomainError
@@ -77,8 +78,7 @@ class Login(MethodView):
         user = authenticate_staff(credentials["email"], credentials["password"])
         if user is None:
             raise Unauthorized("The email or password is not correct.", code="invalid_credentials")
-        session.clear()  # a fresh session at login (R-SEC-5)
-        login_user(user)
+        start_session(user)  # a fresh session at login (R-SEC-5), with its timeouts
         commit()
         return {"user": staff_payload(user), "csrf_token": generate_csrf()}
 

@@ -275,6 +275,12 @@ class InvitationStateSchema(Schema):
     )
     sent_at = fields.DateTime(required=True, allow_none=True, format="iso")
     expires_at = fields.DateTime(required=True, allow_none=True, format="iso")
+    delivery = fields.String(
+        allow_none=True,
+        validate=validate.OneOf(["pending", "sending", "sent", "failed"]),
+        metadata={"description": "The invitation email's delivery; `failed` means it never arrived."},
+    )
+    delivery_error = fields.String(allow_none=True)
 
 
 class SettingsSchema(Schema):
@@ -311,6 +317,17 @@ class SettingsPatchSchema(StrictSchema):
     email_sync = StrictBoolean()
     auto_save_attachments = StrictBoolean()
     signatory = StrictBoolean()
+    send_invitation = StrictBoolean(
+        metadata={"description": "With login on: email an invitation now (R-LOG-1)."}
+    )
+    invitation_message = fields.String(
+        validate=validate.Length(max=2000),
+        metadata={"description": "A personal message for the invitation email (shown escaped)."},
+    )
+
+
+class InvitationSendSchema(StrictSchema):
+    invitation_message = fields.String(validate=validate.Length(max=2000))
 
 
 class AuditEntrySchema(Schema):

@@ -19,7 +19,13 @@ def test_contact_settings_list_contacts_alphabetically_with_every_email(make):
     nina_emails = body["contacts"][0]["emails"]
     assert [e["address"] for e in nina_emails] == ["nina@law.example", "nina@home.example"]
     first = nina_emails[0]
-    assert first["invitation"] == {"state": "not_invited", "sent_at": None, "expires_at": None}
+    assert first["invitation"] == {
+        "state": "not_invited",
+        "sent_at": None,
+        "expires_at": None,
+        "delivery": None,
+        "delivery_error": None,
+    }
     assert first["notification_preferences"] == {c: True for c in NOTIFICATION_CATEGORIES}
     assert (first["login"], first["notify"], first["email_sync"], first["signatory"]) == (
         False,

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 
-def test_index_page_served(client):
+def test_index_page_offers_the_portal_login(client):
     response = client.get("/")
     assert response.status_code == 200
-    assert b"Portico is running" in response.data
+    assert b'href="/portal/login"' in response.data

@@ -45,6 +45,7 @@ def deliver_outbox_email(outbox_id: int) -> str:
             row.state, row.last_error = "failed", "no longer valid; not sent"
             commit()
             return row.state
+        commit()  # whatever rendering recorded (a minted link's digest) is stored before sending
         send_message(message)
     except PermanentDeliveryError as exc:
         _record_failure(row, str(exc), final=True)

@@ -1,12 +1,9 @@
-"""The client portal blueprint (views grow with the invitations and portal issues)."""
+"""The client portal: activation, login, password reset and the home page (R-LOG-*)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint
 
 bp = Blueprint("portal", __name__)
 
-
-@bp.get("/")
-def index() -> str:
-    return render_template("index.html")
+from portal_app.portal import views  # noqa: E402,F401  (registers the routes)

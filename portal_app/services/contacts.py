@@ -153,8 +153,12 @@ def update_email(
     if address is not None:
         new_address = normalise_email(address, field="address")
         if new_address != email.address:
+            from portal_app.services.invitations import address_changed
+
             _ensure_address_free(email.firm_id, new_address, except_id=email.id)
-            email.address = new_address
+            old_address, email.address = email.address, new_address
+            db.session.flush()
+            address_changed(email, old_address)  # R-LOG-8
     if label is not None:
         email.label = label.strip()
     if is_primary:

@@ -7,7 +7,17 @@ from typing import Any
 from sqlalchemy import select
 
 from portal_app.extensions import db
-from portal_app.models import Invitation, PortalUser, utcnow
+from portal_app.models import Invitation, OutboxEmail, PortalUser, utcnow
+
+
+def latest_delivery(invitation_ids: list[int]) -> dict[int, OutboxEmail]:
+    """The newest outbox row of each invitation."""
+    if not invitation_ids:
+        return {}
+    rows = db.session.scalars(
+        select(OutboxEmail).where(OutboxEmail.invitation_id.in_(invitation_ids)).order_by(OutboxEmail.id)
+    ).all()
+    return {row.invitation_id: row for row in rows if row.invitation_id is not None}
 
 
 def invitation_states(account_id: int, email_ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -34,6 +44,7 @@ def invitation_states(account_id: int, email_ids: list[int]) -> dict[int, dict[s
         .order_by(Invitation.id)
     ).all()
     latest = {inv.email_id: inv for inv in outstanding}  # the newest wins
+    deliveries = latest_delivery([inv.id for inv in latest.values()])
     now = utcnow()
     states: dict[int, dict[str, Any]] = {}
     for email_id in email_ids:
@@ -48,5 +59,14 @@ def invitation_states(account_id: int, email_ids: list[int]) -> dict[int, dict[s
             state = "expired"
         else:
             state = "invited"
-        states[email_id] = {"state": state, "sent_at": sent_at, "expires_at": expires_at}
+        delivery = deliveries.get(invitation.id) if invitation else None
+        states[email_id] = {
+            "state": state,
+            "sent_at": sent_at,
+            "expires_at": expires_at,
+            "delivery": delivery.state if delivery and state != "activated" else None,
+            "delivery_error": delivery.last_error or None
+            if delivery and delivery.state == "failed"
+            else None,
+        }
     return states

@@ -1,0 +1,351 @@
+"""Portal routes. Token pages never leak the token onward (Referrer-Policy: no-referrer) and
+a GET never changes anything: mail scanners open links before people do (R-LOG-3)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Response, abort, current_app, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+
+from portal_app.auth import end_session, start_session
+from portal_app.extensions import db, limiter
+from portal_app.models import (
+    Account,
+    ContactEmail,
+    ContactSettings,
+    Firm,
+    LoginEvent,
+    PortalUser,
+    new_session_token,
+    utcnow,
+)
+from portal_app.passwords import hash_password, needs_rehash, verify_password
+from portal_app.portal import bp
+from portal_app.portal.forms import ConfirmForm, ForgotPasswordForm, LoginForm, NewPasswordForm
+from portal_app.services import invitations
+from portal_app.services.errors import Conflict, ValidationFailed
+from portal_app.services.validation import normalise_email
+from portal_app.tokens import digest
+from portal_app.transaction import commit
+
+# --- rate-limit keys (R-SEC-3) -------------------------------------------------------------------
+
+
+def _posted_email() -> str:
+    return "email:" + (request.form.get("email") or "").strip().lower()[:254]
+
+
+def _link_key() -> str:
+    # one key per emailed link (the view's token argument), never the raw token itself
+    return "link:" + digest((request.view_args or {}).get("token", ""))[:32]
+
+
+def _per_ip() -> str:
+    return current_app.config["LIMIT_PER_IP"]
+
+
+def _per_email() -> str:
+    return current_app.config["LIMIT_PER_EMAIL"]
+
+
+def _new_invitation_limit() -> str:
+    return current_app.config["LIMIT_NEW_INVITATION"]
+
+
+limit_ip = limiter.limit(_per_ip, methods=["POST"], scope="portal-ip")
+limit_email = limiter.limit(_per_email, key_func=_posted_email, methods=["POST"], scope="portal-email")
+limit_link = limiter.limit(_per_email, key_func=_link_key, methods=["POST"], scope="portal-link")
+
+
+@bp.after_request
+def _no_referrer(response: Response) -> Response:
+    # Links in emails carry tokens; no portal page hands its URL to another site (R-SEC-9).
+    response.headers["Referrer-Policy"] = "no-referrer"
+    if request.view_args and "token" in request.view_args:
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def portal_user() -> PortalUser | None:
+    user = current_user._get_current_object() if current_user.is_authenticated else None
+    return user if isinstance(user, PortalUser) else None
+
+
+def accessible_accounts(user: PortalUser) -> list[Account]:
+    """Every account on which this user's email has login on, by name (R-LOG-3, R-LOG-7)."""
+    return list(
+        db.session.scalars(
+            select(Account)
+            .join(ContactSettings, ContactSettings.account_id == Account.id)
+            .where(ContactSettings.email_id == user.email_id, ContactSettings.login.is_(True))
+            .order_by(Account.name, Account.id)
+        )
+    )
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only a local path may be a redirect target (R-SEC-8)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
+def _record_login(user: PortalUser) -> None:
+    user.last_login_at = utcnow()
+    db.session.add(
+        LoginEvent(
+            firm_id=user.firm_id,
+            portal_user_id=user.id,
+            ip_address=(request.remote_addr or "")[:64],
+            user_agent=(request.user_agent.string or "")[:300],
+        )
+    )
+
+
+def _firm_and_address(firm_id: int, email_id: int) -> tuple[str, str]:
+    firm_name = db.session.scalar(select(Firm.name).where(Firm.id == firm_id)) or ""
+    address = db.session.scalar(select(ContactEmail.address).where(ContactEmail.id == email_id)) or ""
+    return firm_name, address
+
+
+LINK_PROBLEMS = {
+    "tampered": (400, "This link is not valid. Please use the link exactly as it is in the email."),
+    "expired": (410, "This invitation has expired."),
+    "used": (410, "This link has already been used. If you set your password, please log in."),
+    "revoked": (410, "This invitation was withdrawn by your firm."),
+    "replaced": (410, "A newer invitation was sent to you. Please use the link in the most recent email."),
+    "email_changed": (
+        410,
+        "This invitation was deactivated for security reasons: the email address changed.",
+    ),
+    "login_off": (410, "Portal access for this email is currently switched off by your firm."),
+}
+# The problems where asking the firm for a fresh link makes sense (R-LOG-4).
+CAN_ASK_AGAIN = {"expired", "replaced"}
+
+
+def link_problem_page(problem: str, token: str | None = None) -> tuple[str, int]:
+    status, message = LINK_PROBLEMS[problem]
+    can_ask = token is not None and problem in CAN_ASK_AGAIN
+    return (
+        render_template(
+            "portal/link_problem.html",
+            problem=problem,
+            message=_(message),
+            can_ask=can_ask,
+            token=token,
+            form=ConfirmForm(),
+        ),
+        status,
+    )
+
+
+# --- pages -------------------------------------------------------------------------------------
+
+
+@bp.get("/")
+def index() -> Any:
+    if portal_user() is not None:
+        return redirect(url_for("portal.home"))
+    return render_template("index.html")
+
+
+@bp.get("/portal/")
+def home() -> Any:
+    user = portal_user()
+    if user is None:
+        return redirect(url_for("portal.login", next=request.full_path.rstrip("?")))
+    accounts = accessible_accounts(user)
+    if not accounts:
+        return render_template("portal/no_access.html", form=ConfirmForm()), 403
+    current = next((a for a in accounts if a.id == user.current_account_id), accounts[0])
+    if current.id != user.current_account_id:
+        user.current_account_id = current.id
+        commit()
+    firm_name, address = _firm_and_address(user.firm_id, user.email_id)
+    return render_template(
+        "portal/home.html",
+        accounts=accounts,
+        current=current,
+        firm_name=firm_name,
+        address=address,
+        form=ConfirmForm(),
+    )
+
+
+@bp.route("/portal/login", methods=["GET", "POST"])
+@limit_ip
+@limit_email
+def login() -> Any:
+    form = LoginForm()
+    if request.method == "GET":
+        form.next.data = safe_next(request.args.get("next")) or ""
+    error = None
+    if form.validate_on_submit():
+        user = _authenticate(form.email.data or "", form.password.data or "")
+        if user is not None:
+            start_session(user)
+            _record_login(user)
+            commit()
+            return redirect(safe_next(form.next.data) or url_for("portal.home"))
+        error = _("The email or password is not correct.")
+    elif request.method == "POST":
+        error = _("Enter your email and password.")
+    expired = request.args.get("expired")
+    notice = None
+    if expired in ("idle", "absolute"):
+        notice = _("You were logged out after a period of inactivity. Please log in again.")
+    return render_template("portal/login.html", form=form, error=error, notice=notice), (
+        401 if error else 200
+    )
+
+
+def _authenticate(email: str, password: str) -> PortalUser | None:
+    """Same answer and one argon2 verification whether or not the email is known (R-SEC-4)."""
+    try:
+        address = normalise_email(email)
+    except ValidationFailed:
+        address = ""
+    candidates = (
+        db.session.scalars(
+            select(PortalUser)
+            .join(ContactEmail, ContactEmail.id == PortalUser.email_id)
+            .where(ContactEmail.address == address, PortalUser.activated_at.is_not(None))
+            .order_by(PortalUser.id)
+        ).all()
+        if address
+        else []
+    )
+    if not candidates:
+        verify_password(None, password)  # spend the same time as a real check
+        return None
+    for user in candidates:  # one per firm the address is a client of
+        if verify_password(user.password_hash, password) and user.is_active:
+            if needs_rehash(user.password_hash or ""):
+                user.password_hash = hash_password(password)
+            return user
+    return None
+
+
+@bp.post("/portal/logout")
+def logout() -> Any:
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        abort(400, _("This form has expired. Please reload the page and try again."))
+    user = portal_user()
+    if user is not None:
+        user.session_token = new_session_token()  # ends this user's other sessions too (R-SEC-5)
+        commit()
+    end_session()
+    return redirect(url_for("portal.login"))
+
+
+@bp.route("/portal/activate/<token>", methods=["GET", "POST"])
+@limit_ip
+@limit_link
+def activate(token: str) -> Any:
+    check = invitations.check_invitation(token)
+    if not check.ok:
+        assert check.problem is not None
+        return link_problem_page(check.problem, token)
+    invitation = check.invitation
+    assert invitation is not None
+    firm_name, address = _firm_and_address(invitation.firm_id, invitation.email_id)
+    form = NewPasswordForm()
+    errors: list[str] = []
+    if form.validate_on_submit():
+        try:
+            user = invitations.accept_invitation(
+                invitation, form.password.data or "", form.confirm.data or ""
+            )
+        except ValidationFailed as exc:
+            db.session.rollback()
+            errors = list(exc.fields.get("password", [exc.message]))
+        except Conflict:
+            db.session.rollback()
+            return link_problem_page("used")
+        else:
+            commit()
+            start_session(user)
+            _record_login(user)
+            commit()
+            return redirect(url_for("portal.home"))
+    elif request.method == "POST":
+        errors = [_("Enter your new password twice.")]
+    return render_template(
+        "portal/activate.html", form=form, firm_name=firm_name, address=address, errors=errors, token=token
+    ), (422 if errors else 200)
+
+
+@bp.post("/portal/activate/<token>/request-new")
+@limit_ip
+@limiter.limit(_new_invitation_limit, key_func=_link_key, scope="portal-ask-again")
+def request_new_invitation(token: str) -> Any:
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        abort(400, _("This form has expired. Please reload the page and try again."))
+    check = invitations.check_invitation(token)
+    if check.problem not in CAN_ASK_AGAIN or check.invitation is None:
+        return link_problem_page(check.problem or "used")
+    invitations.request_new_invitation(check.invitation)
+    commit()
+    firm_name, _address = _firm_and_address(check.invitation.firm_id, check.invitation.email_id)
+    return render_template("portal/asked_again.html", firm_name=firm_name)
+
+
+@bp.route("/portal/password/forgot", methods=["GET", "POST"])
+@limit_ip
+@limit_email
+def forgot_password() -> Any:
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        try:
+            address = normalise_email(form.email.data or "")
+        except ValidationFailed:
+            address = ""
+        user = invitations.portal_user_for_address(address) if address else None
+        if user is not None and user.is_active:
+            invitations.queue_password_reset(user)
+            commit()
+        # the same page whether or not we know the address (R-SEC-4)
+        return render_template("portal/forgot_sent.html")
+    return render_template("portal/forgot.html", form=form)
+
+
+@bp.route("/portal/password/reset/<token>", methods=["GET", "POST"])
+@limit_ip
+@limit_link
+def reset_password(token: str) -> Any:
+    user, problem = invitations.check_reset_token(token)
+    if problem is not None or user is None:
+        return link_problem_page(problem or "tampered")
+    form = NewPasswordForm()
+    errors: list[str] = []
+    if form.validate_on_submit():
+        try:
+            invitations.set_password(user, form.password.data or "", form.confirm.data or "")
+        except ValidationFailed as exc:
+            db.session.rollback()
+            errors = list(exc.fields.get("password", [exc.message]))
+        else:
+            commit()
+            start_session(user)
+            _record_login(user)
+            commit()
+            return redirect(url_for("portal.home"))
+    elif request.method == "POST":
+        errors = [_("Enter your new password twice.")]
+    firm_name, address = _firm_and_address(user.firm_id, user.email_id)
+    return render_template(
+        "portal/reset.html", form=form, firm_name=firm_name, address=address, errors=errors, token=token
+    ), (422 if errors else 200)

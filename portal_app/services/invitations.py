@@ -1,0 +1,380 @@
+"""Invitations, activation, access grants and password resets (R-LOG-1..9).
+
+Raw tokens never touch the database, a job argument or Redis: a request only writes an
+invitation row and an outbox row; the mail job mints the link when it renders the email and
+stores a digest of the token's secret part (R-SEC-9). Every use of a link re-checks the
+database: digest, expiry, address, revocation and single use (R-SEC-6).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app, url_for
+from itsdangerous import SignatureExpired
+from sqlalchemy import select, update
+
+from portal_app import tokens
+from portal_app.extensions import db
+from portal_app.mail.outbox import queue_email, register_context_builder
+from portal_app.models import (
+    Account,
+    ContactEmail,
+    ContactSettings,
+    Firm,
+    InboxItem,
+    Invitation,
+    OutboxEmail,
+    PortalUser,
+    StaffUser,
+    new_session_token,
+    utcnow,
+)
+from portal_app.passwords import hash_password, password_problems
+from portal_app.services.errors import Conflict, ValidationFailed
+
+MAX_MESSAGE_LENGTH = 2000
+
+
+# --- state -------------------------------------------------------------------------------------
+
+
+def activated_user(email_id: int) -> PortalUser | None:
+    user = db.session.scalar(select(PortalUser).where(PortalUser.email_id == email_id))
+    return user if user is not None and user.is_active else None
+
+
+def revoke_outstanding(*, email_id: int, reason: str, account_id: int | None = None) -> int:
+    """Revoke open invitations of an email (on one account, or all); return how many."""
+    query = (
+        update(Invitation)
+        .where(
+            Invitation.email_id == email_id,
+            Invitation.revoked_at.is_(None),
+            Invitation.accepted_at.is_(None),
+        )
+        .values(revoked_at=utcnow(), revoked_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    if account_id is not None:
+        query = query.where(Invitation.account_id == account_id)
+    return db.session.execute(query).rowcount
+
+
+# --- staff actions -----------------------------------------------------------------------------
+
+
+def _firm_name(firm_id: int) -> str:
+    return db.session.scalar(select(Firm.name).where(Firm.id == firm_id)) or "Your firm"
+
+
+def send_invitation(settings: ContactSettings, *, sent_by: StaffUser | None, message: str = "") -> Invitation:
+    """Invite (or re-invite) this email to the portal for this account (R-LOG-1, R-LOG-5)."""
+    if not settings.login:
+        raise Conflict("Turn login on for this email before inviting it.", code="login_off")
+    if activated_user(settings.email_id) is not None:
+        raise Conflict("This email has already activated its portal login.", code="already_activated")
+    message = (message or "").strip()
+    if len(message) > MAX_MESSAGE_LENGTH:
+        raise ValidationFailed(
+            "The personal message is too long.",
+            fields={"invitation_message": [f"At most {MAX_MESSAGE_LENGTH} characters."]},
+        )
+    revoke_outstanding(email_id=settings.email_id, account_id=settings.account_id, reason="replaced")
+    email = db.session.get(ContactEmail, settings.email_id)
+    assert email is not None
+    invitation = Invitation(
+        firm_id=settings.firm_id,
+        account_id=settings.account_id,
+        email_id=email.id,
+        address=email.address,
+        message=message,
+        sent_by_id=sent_by.id if sent_by else None,
+    )
+    db.session.add(invitation)
+    db.session.flush()
+    firm_name = _firm_name(settings.firm_id)
+    queue_email(
+        firm_id=settings.firm_id,
+        kind="invitation",
+        to_address=email.address,
+        subject=f"{firm_name} invites you to your client portal",
+        template="invitation",
+        context={"message": message, "staff_name": (sent_by.name or sent_by.email) if sent_by else ""},
+        invitation_id=invitation.id,
+    )
+    return invitation
+
+
+def grant_access(settings: ContactSettings) -> OutboxEmail:
+    """R-LOG-6: an activated user gets this account at once, and an email saying so."""
+    email = db.session.get(ContactEmail, settings.email_id)
+    account = db.session.get(Account, settings.account_id)
+    assert email is not None and account is not None
+    firm_name = _firm_name(settings.firm_id)
+    return queue_email(
+        firm_id=settings.firm_id,
+        kind="access_granted",
+        to_address=email.address,
+        subject=f"{firm_name} gave you access to {account.name}",
+        template="access_granted",
+        context={"account_name": account.name},
+    )
+
+
+def after_settings_change(
+    settings: ContactSettings,
+    changed: list[str],
+    *,
+    send: bool,
+    message: str,
+    sent_by: StaffUser | None,
+) -> None:
+    """What turning login on or off means for invitations (R-LOG-1, R-LOG-6, R-LOG-7)."""
+    if "login" in changed and not settings.login:
+        revoke_outstanding(email_id=settings.email_id, account_id=settings.account_id, reason="login_off")
+    if send and not settings.login:
+        raise ValidationFailed(
+            "Invitations go to emails with login on.", fields={"send_invitation": ["Turn login on first."]}
+        )
+    if settings.login and activated_user(settings.email_id) is not None:
+        if "login" in changed:
+            grant_access(settings)
+        return
+    if send:
+        send_invitation(settings, sent_by=sent_by, message=message)
+
+
+def revoke_invitation(settings: ContactSettings) -> None:
+    if not revoke_outstanding(email_id=settings.email_id, account_id=settings.account_id, reason="revoked"):
+        raise Conflict("There is no outstanding invitation to revoke.", code="no_invitation")
+
+
+def address_changed(email: ContactEmail, old_address: str) -> None:
+    """R-LOG-8: the old address's invitations die; an activated login is reset; every
+    account with login on invites the new address."""
+    revoke_outstanding(email_id=email.id, reason="email_changed")
+    user = db.session.scalar(select(PortalUser).where(PortalUser.email_id == email.id))
+    if user is not None:
+        user.password_hash = None
+        user.activated_at = None
+        user.session_token = new_session_token()  # ends every session at once
+    rows = db.session.scalars(
+        select(ContactSettings).where(ContactSettings.email_id == email.id, ContactSettings.login.is_(True))
+    ).all()
+    for settings in rows:
+        send_invitation(settings, sent_by=None)
+
+
+# --- the invitation link -----------------------------------------------------------------------
+
+
+@register_context_builder("invitation")
+def _invitation_link(row: OutboxEmail) -> dict[str, Any] | None:
+    """Mint the link inside the job; None (send nothing) if the invitation died meanwhile."""
+    invitation = db.session.get(Invitation, row.invitation_id) if row.invitation_id else None
+    if invitation is None or invitation.revoked_at or invitation.accepted_at:
+        return None  # R-REL-4
+    email = db.session.get(ContactEmail, invitation.email_id)
+    if email is None or email.address != invitation.address:
+        return None
+    secret = tokens.new_secret()
+    now = utcnow()
+    invitation.token_digest = tokens.digest(secret)
+    invitation.sent_at = now
+    invitation.expires_at = now + timedelta(days=current_app.config["INVITATION_MAX_AGE_DAYS"])
+    token = tokens.mint(tokens.INVITATION, {"i": invitation.id, "s": secret})
+    return {
+        "link": absolute_url("portal.activate", token=token),
+        "expires_at": invitation.expires_at,
+        "address": invitation.address,
+    }
+
+
+@register_context_builder("access_granted")
+def _access_granted_link(row: OutboxEmail) -> dict[str, Any]:
+    return {"link": absolute_url("portal.login")}
+
+
+def absolute_url(endpoint: str, **values: Any) -> str:
+    return current_app.config["BASE_URL"] + url_for(endpoint, **values)
+
+
+@dataclass
+class InvitationCheck:
+    invitation: Invitation | None
+    problem: str | None  # tampered, expired, used, revoked, replaced, email_changed, login_off
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def check_invitation(token: str) -> InvitationCheck:
+    """What this link is, against the database as it is now (R-LOG-4)."""
+    try:
+        payload = tokens.read(tokens.INVITATION, token)
+    except tokens.InvalidToken:
+        return InvitationCheck(None, "tampered")
+    invitation_id, secret = payload.get("i"), payload.get("s")
+    if not isinstance(invitation_id, int) or not isinstance(secret, str):
+        return InvitationCheck(None, "tampered")
+    invitation = db.session.get(Invitation, invitation_id)
+    if invitation is None or not tokens.same_digest(secret, invitation.token_digest):
+        # a resend re-mints the digest of the same row only through a new row, so a digest
+        # mismatch on an existing row means the link is not ours
+        return InvitationCheck(None, "tampered")
+    if invitation.accepted_at is not None:
+        return InvitationCheck(invitation, "used")
+    if invitation.revoked_at is not None:
+        return InvitationCheck(invitation, invitation.revoked_reason or "revoked")
+    email = db.session.get(ContactEmail, invitation.email_id)
+    if email is None or email.address != invitation.address:
+        return InvitationCheck(invitation, "email_changed")
+    if invitation.expires_at is None or invitation.expires_at <= utcnow():
+        return InvitationCheck(invitation, "expired")
+    settings = db.session.scalar(
+        select(ContactSettings).where(
+            ContactSettings.account_id == invitation.account_id,
+            ContactSettings.email_id == invitation.email_id,
+        )
+    )
+    if settings is None or not settings.login:
+        return InvitationCheck(invitation, "login_off")
+    return InvitationCheck(invitation, None)
+
+
+def accept_invitation(invitation: Invitation, password: str, confirm: str) -> PortalUser:
+    """R-LOG-3: create (or re-activate) the portal user and consume the invitation."""
+    email = db.session.get(ContactEmail, invitation.email_id)
+    assert email is not None
+    check_new_password(password, confirm, address=email.address)
+    # single use even under a double submit: only one request flips accepted_at
+    claimed = db.session.execute(
+        update(Invitation)
+        .where(
+            Invitation.id == invitation.id, Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None)
+        )
+        .values(accepted_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed != 1:
+        raise Conflict("This invitation has already been used.", code="used")
+    user = db.session.scalar(select(PortalUser).where(PortalUser.email_id == email.id))
+    if user is None:
+        user = PortalUser(firm_id=invitation.firm_id, email_id=email.id)
+        db.session.add(user)
+    user.password_hash = hash_password(password)
+    user.activated_at = utcnow()
+    user.session_token = new_session_token()
+    user.current_account_id = invitation.account_id
+    # other open invitations of this email (other accounts) are fulfilled by this activation
+    db.session.execute(
+        update(Invitation)
+        .where(
+            Invitation.email_id == email.id, Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None)
+        )
+        .values(accepted_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    db.session.flush()
+    return user
+
+
+def request_new_invitation(invitation: Invitation) -> InboxItem:
+    """The client asks for a fresh link; staff hear of it in Inbox+ (R-LOG-4)."""
+    account = db.session.get(Account, invitation.account_id)
+    item = InboxItem(
+        firm_id=invitation.firm_id,
+        account_id=invitation.account_id,
+        kind="invitation_request",
+        title=f"{invitation.address} asks for a new portal invitation",
+        body=f"Their invitation to {account.name if account else 'the portal'} can no longer be used.",
+        data={"email_id": str(invitation.email_id), "account_id": str(invitation.account_id)},
+    )
+    db.session.add(item)
+    db.session.flush()
+    return item
+
+
+# --- passwords ---------------------------------------------------------------------------------
+
+
+def check_new_password(password: str, confirm: str, *, address: str) -> None:
+    problems = password_problems(password, personal=(address, address.split("@")[0]))
+    if password != confirm:
+        problems.append("The two passwords do not match.")
+    if problems:
+        raise ValidationFailed(" ".join(problems), fields={"password": problems})
+
+
+def _password_version(user: PortalUser) -> str:
+    """Changes whenever the password does, so a reset link dies with it (R-LOG-9)."""
+    return hashlib.sha256((user.password_hash or "").encode()).hexdigest()[:16]
+
+
+def queue_password_reset(user: PortalUser) -> OutboxEmail:
+    email = db.session.get(ContactEmail, user.email_id)
+    assert email is not None
+    firm_name = _firm_name(user.firm_id)
+    return queue_email(
+        firm_id=user.firm_id,
+        kind="password_reset",
+        to_address=email.address,
+        subject=f"Reset your {firm_name} portal password",
+        template="password_reset",
+        context={"portal_user_id": user.id},
+    )
+
+
+@register_context_builder("password_reset")
+def _password_reset_link(row: OutboxEmail) -> dict[str, Any] | None:
+    user = db.session.get(PortalUser, row.context.get("portal_user_id"))
+    if user is None or not user.is_active:
+        return None
+    token = tokens.mint(tokens.PASSWORD_RESET, {"u": user.id, "v": _password_version(user)})
+    return {
+        "link": absolute_url("portal.reset_password", token=token),
+        "minutes": current_app.config["PASSWORD_RESET_MAX_AGE_MINUTES"],
+    }
+
+
+def check_reset_token(token: str) -> tuple[PortalUser | None, str | None]:
+    max_age = current_app.config["PASSWORD_RESET_MAX_AGE_MINUTES"] * 60
+    try:
+        payload = tokens.read(tokens.PASSWORD_RESET, token, max_age=max_age)
+    except SignatureExpired:
+        return None, "expired"
+    except tokens.InvalidToken:
+        return None, "tampered"
+    user_id, version = payload.get("u"), payload.get("v")
+    user = db.session.get(PortalUser, user_id) if isinstance(user_id, int) else None
+    if user is None or not isinstance(version, str):
+        return None, "tampered"
+    if not user.is_active or version != _password_version(user):
+        return None, "used"
+    return user, None
+
+
+def set_password(user: PortalUser, password: str, confirm: str) -> None:
+    """A new password ends every session of the user (R-SEC-5)."""
+    email = db.session.get(ContactEmail, user.email_id)
+    check_new_password(password, confirm, address=email.address if email else "")
+    user.password_hash = hash_password(password)
+    user.session_token = new_session_token()
+    db.session.flush()
+
+
+def portal_user_for_address(address: str) -> PortalUser | None:
+    """The activated portal user of an address, in any firm (addresses are unique per firm;
+    the first activated match wins, so a login is unambiguous for the common case)."""
+    return db.session.scalar(
+        select(PortalUser)
+        .join(ContactEmail, ContactEmail.id == PortalUser.email_id)
+        .where(ContactEmail.address == address, PortalUser.activated_at.is_not(None))
+        .order_by(PortalUser.id)
+        .limit(1)
+    )
