@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
 from portal_app.extensions import db
@@ -32,6 +33,7 @@ HTTP_CODES = {
     415: "unsupported_media_type",
     422: "validation_failed",
     429: "rate_limited",
+    503: "unavailable",
     500: "server_error",
 }
 
@@ -43,6 +45,19 @@ def init_app(app: Flask) -> None:
         if wants_json():
             return error_response(error.status, error.code, error.message, error.fields), error.status
         return render_template("errors/error.html", status=error.status, message=error.message), error.status
+
+    @app.errorhandler(RedisError)
+    def handle_redis_down(error: RedisError) -> tuple[Response | str, int]:
+        # Rate limits live in Redis; without it the limited forms refuse rather than run
+        # unguarded (R-SEC-11: fail closed).
+        db.session.rollback()
+        app.logger.error("Redis unavailable: %s", error)
+        message = "This is temporarily unavailable. Please try again in a few minutes."
+        if wants_json():
+            response = error_response(503, "unavailable", message)
+        else:
+            response = render_template("errors/error.html", status=503, message=message)
+        return response, 503
 
     @app.errorhandler(CSRFError)
     def handle_csrf_error(error: CSRFError) -> tuple[Response | str, int]:

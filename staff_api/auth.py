@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Flask, abort, g, request, session
+from flask import Flask, abort, current_app, g, request, session
 from flask.views import MethodView
 from flask_login import current_user, logout_user
 from flask_smorest import Blueprint
 from flask_wtf.csrf import generate_csrf
 
 from portal_app.auth import start_session
-from portal_app.extensions import csrf, db
+from portal_app.extensions import csrf, db, limiter
 from portal_app.models import StaffUser, new_session_token
 from portal_app.services.errors import DomainError
 from portal_app.services.staff import authenticate_staff, staff_for_api_token
@@ -64,12 +64,30 @@ def staff_payload(user: StaffUser) -> dict:
     }
 
 
+def _login_email_key() -> str:
+    body = request.get_json(silent=True)
+    email = body.get("email") if isinstance(body, dict) else None
+    return "staff-email:" + (email.strip().lower()[:254] if isinstance(email, str) else "")
+
+
 @blp.route("/login")
 class Login(MethodView):
+    # R-SEC-3: per IP and per email, like the portal's login
+    decorators = [
+        limiter.limit(lambda: current_app.config["LIMIT_PER_IP"], methods=["POST"], scope="staff-ip"),
+        limiter.limit(
+            lambda: current_app.config["LIMIT_PER_EMAIL"],
+            key_func=_login_email_key,
+            methods=["POST"],
+            scope="staff-email",
+        ),
+    ]
+
     @blp.arguments(LoginSchema)
     @blp.response(200, SessionSchema)
     @blp.alt_response(401, schema=ErrorSchema, description="Wrong email or password.")
     @blp.alt_response(415, schema=ErrorSchema, description="The body is not JSON.")
+    @blp.alt_response(429, schema=ErrorSchema, description="Too many attempts; see Retry-After.")
     @blp.doc(security=[])
     def post(self, credentials: dict) -> dict:
         """Log in with email and password; answers the CSRF token for unsafe calls."""

@@ -195,7 +195,8 @@ class SmtpSink:
         self.controller.start()
 
     def stop(self) -> None:
-        self.controller.stop()
+        if getattr(self.controller, "_thread", None) is not None:
+            self.controller.stop()
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[EmailMessage]:
         deadline = time.monotonic() + timeout

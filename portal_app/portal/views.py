@@ -150,6 +150,12 @@ def link_problem_page(problem: str, token: str | None = None) -> tuple[str, int]
     )
 
 
+def refuse_without_csrf(form: Any) -> None:
+    """A POST whose CSRF token is missing or wrong changes nothing and says why (R-SEC-2)."""
+    if request.method == "POST" and form.meta.csrf and "csrf_token" in form.errors:
+        abort(400, _("This form has expired or was not sent from this site. Reload the page and try again."))
+
+
 # --- pages -------------------------------------------------------------------------------------
 
 
@@ -200,6 +206,7 @@ def login() -> Any:
             return redirect(safe_next(form.next.data) or url_for("portal.home"))
         error = _("The email or password is not correct.")
     elif request.method == "POST":
+        refuse_without_csrf(form)
         error = _("Enter your email and password.")
     expired = request.args.get("expired")
     notice = None
@@ -281,6 +288,7 @@ def activate(token: str) -> Any:
             commit()
             return redirect(url_for("portal.home"))
     elif request.method == "POST":
+        refuse_without_csrf(form)
         errors = [_("Enter your new password twice.")]
     return render_template(
         "portal/activate.html", form=form, firm_name=firm_name, address=address, errors=errors, token=token
@@ -319,6 +327,7 @@ def forgot_password() -> Any:
             commit()
         # the same page whether or not we know the address (R-SEC-4)
         return render_template("portal/forgot_sent.html")
+    refuse_without_csrf(form)
     return render_template("portal/forgot.html", form=form)
 
 
@@ -344,6 +353,7 @@ def reset_password(token: str) -> Any:
             commit()
             return redirect(url_for("portal.home"))
     elif request.method == "POST":
+        refuse_without_csrf(form)
         errors = [_("Enter your new password twice.")]
     firm_name, address = _firm_and_address(user.firm_id, user.email_id)
     return render_template(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from flask import current_app, url_for
+from flask import current_app
 from itsdangerous import SignatureExpired
 from sqlalchemy import select, update
 
@@ -200,7 +200,9 @@ def _access_granted_link(row: OutboxEmail) -> dict[str, Any]:
 
 
 def absolute_url(endpoint: str, **values: Any) -> str:
-    return current_app.config["BASE_URL"] + url_for(endpoint, **values)
+    """An absolute link from BASE_URL; works inside jobs, where there is no request."""
+    path = current_app.url_map.bind("portico.invalid").build(endpoint, values)
+    return current_app.config["BASE_URL"] + path
 
 
 @dataclass
