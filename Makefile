@@ -19,8 +19,8 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(FLASK) db upgrade
-	$(FLASK) demo load
-	$(FLASK) run --host $(HOST) --port $(PORT)
+	BASE_URL=$${BASE_URL:-http://$(HOST):$(PORT)} $(FLASK) demo load
+	BASE_URL=$${BASE_URL:-http://$(HOST):$(PORT)} $(FLASK) run --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
+from email import message_from_bytes, policy
 from typing import Any
 
 from flask import current_app
 from sqlalchemy import select
 
 from portal_app.extensions import db
-from portal_app.models import ContactEmail, Firm, PortalUser, StaffUser, utcnow
+from portal_app.jobs import dispatch_ready_jobs
+from portal_app.mail.transport import dev_mail_dir
+from portal_app.models import ContactEmail, ContactSettings, Firm, OutboxEmail, PortalUser, StaffUser, utcnow
 from portal_app.passwords import hash_password
-from portal_app.services import accounts, contacts, links, settings
+from portal_app.services import accounts, contacts, invitations, links, settings
 from portal_app.services.audit import Actor
 from portal_app.services.staff import create_firm, create_staff_user, issue_api_token
 from portal_app.transaction import commit
@@ -135,6 +139,9 @@ ACCOUNTS: list[dict[str, Any]] = [
 ]
 
 
+DEMO_INVITEE = "mia.chen@example.com"
+
+
 def load_demo() -> dict[str, Any]:
     """Create the demo firm unless it exists; always return fresh credentials to print."""
     firm = db.session.scalar(select(Firm).where(Firm.name == DEMO_FIRM_NAME))
@@ -144,13 +151,46 @@ def load_demo() -> dict[str, Any]:
     admin = db.session.scalar(select(StaffUser).where(StaffUser.email == DEMO_ADMIN_EMAIL))
     assert admin is not None
     _, raw_token = issue_api_token(admin, name="demo")
+    outbox_id = _invite_demo_client(firm, admin)
     commit()
     return {
         "firm_name": firm.name,
         "created": created,
         "api_token": raw_token,
         "base_url": current_app.config["BASE_URL"],
+        "invitation_link": _delivered_link(outbox_id),
     }
+
+
+def _invite_demo_client(firm: Firm, admin: StaffUser) -> int:
+    """A fresh invitation for the demo's not-yet-activated client; an older one is replaced."""
+    email = db.session.scalar(
+        select(ContactEmail).where(ContactEmail.firm_id == firm.id, ContactEmail.address == DEMO_INVITEE)
+    )
+    assert email is not None
+    row = db.session.scalar(
+        select(ContactSettings).where(ContactSettings.email_id == email.id, ContactSettings.login.is_(True))
+    )
+    assert row is not None
+    invitation = invitations.send_invitation(
+        row, sent_by=admin, message="Welcome! Your documents for this year are waiting for you."
+    )
+    return db.session.scalar(select(OutboxEmail.id).where(OutboxEmail.invitation_id == invitation.id))
+
+
+def _delivered_link(outbox_id: int) -> str | None:
+    """The link in the invitation just delivered to /dev/mail (in-process jobs only)."""
+    if not current_app.config["JOBS_INLINE"] or current_app.config["MAIL_URL"]:
+        return None  # a worker or a real SMTP server has it
+    dispatch_ready_jobs()
+    for path in sorted(dev_mail_dir().glob("*.eml"), reverse=True):
+        message = message_from_bytes(path.read_bytes(), policy=policy.default)
+        if message["X-Portico-Outbox-Id"] == str(outbox_id):
+            match = re.search(
+                r"(https?://\S+/portal/activate/\S+)", message.get_body(("plain",)).get_content()
+            )
+            return match.group(1) if match else None
+    return None
 
 
 def _create_demo_firm() -> Firm:

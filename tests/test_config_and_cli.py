@@ -125,3 +125,19 @@ def test_demo_load_twice_creates_the_firm_once_with_all_three_statuses(app):
         app.test_client().get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}).status_code
         == 200
     )
+
+
+def test_demo_load_prints_a_working_invitation_link_and_a_rerun_replaces_it(app):
+    from tests.portal_helpers import activate
+
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["demo", "load"]).output.split("Invitation:")[1].split()[0]
+    second = runner.invoke(args=["demo", "load"]).output.split("Invitation:")[1].split()[0]
+    assert first.startswith("http://127.0.0.1:5000/portal/activate/") and first != second
+    old, new = first.split("5000", 1)[1], second.split("5000", 1)[1]
+    assert app.test_client().get(old).status_code == 410  # replaced by the rerun
+    client = app.test_client()
+    page = client.get(new)
+    assert page.status_code == 200 and b"mia.chen@example.com" in page.data
+    assert activate(client, new).status_code == 302
+    assert b"Chen" in client.get("/portal/").data
