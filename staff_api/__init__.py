@@ -23,7 +23,7 @@ def _use_error_schema() -> None:
 
 
 def init_app(app: Flask) -> StaffApi:
-    from staff_api import account_contacts, accounts, audit, auth, contacts, tokens
+    from staff_api import account_contacts, accounts, audit, auth, contacts, todos, tokens
 
     _use_error_schema()
     app.config.setdefault("API_TITLE", "Portico staff API")
@@ -58,6 +58,7 @@ def init_app(app: Flask) -> StaffApi:
     api.register_blueprint(audit.blp, url_prefix=f"{API_PREFIX}/audit")
     api.register_blueprint(tokens.blp, url_prefix=f"{API_PREFIX}/api-tokens")
     api.register_blueprint(tokens.staff_blp, url_prefix=f"{API_PREFIX}/staff")
+    api.register_blueprint(todos.blp, url_prefix=API_PREFIX)
     auth.init_app(app)
     app.extensions["staff_api"] = api
     return api

@@ -396,3 +396,30 @@ class ApiTokenCreatedSchema(Schema):
 
 class StaffListSchema(Schema):
     items = fields.List(fields.Nested(StaffUserSchema), required=True)
+
+
+# --- to-dos ------------------------------------------------------------------------------------
+
+
+class TodoSchema(Schema):
+    id = fields.String(required=True)
+    account_id = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(NOTIFICATION_CATEGORIES))
+    title = fields.String(required=True)
+    due_date = fields.Date(required=True, allow_none=True)
+    status = fields.String(required=True, validate=validate.OneOf(["open", "done"]))
+    created_at = fields.DateTime(required=True, format="iso")
+    completed_at = fields.DateTime(required=True, allow_none=True, format="iso")
+
+
+class TodoCreateSchema(StrictSchema):
+    kind = fields.String(required=True, validate=validate.OneOf(NOTIFICATION_CATEGORIES))
+    title = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    due_date = fields.Date(allow_none=True)
+
+
+class TodoPatchSchema(StrictSchema):
+    kind = fields.String(validate=validate.OneOf(NOTIFICATION_CATEGORIES))
+    title = fields.String(validate=validate.Length(min=1, max=300))
+    due_date = fields.Date(allow_none=True)
+    status = fields.String(validate=validate.OneOf(["open", "done"]))

@@ -149,11 +149,15 @@ def test_r_sec_1_every_api_route_answers_404_for_another_firms_ids(app, make):
         "contact_id": str(person.id),
         "email_id": str(person.emails[0].id),
         "token_id": str(theirs.token_id),
+        "todo_id": theirs.api.post(
+            f"/accounts/{other.id}/todos", json={"kind": "messages_tasks", "title": "Theirs"}
+        ).get_json()["id"],
     }
     # Valid bodies, so the request reaches the lookup rather than stopping at validation.
     bodies = {
         ("POST", "/api/v1/accounts/<account_id>/contacts"): {"contact_id": str(own.contacts[0].id)},
         ("POST", "/api/v1/contacts/<contact_id>/emails"): {"address": "fresh@example.com"},
+        ("POST", "/api/v1/accounts/<account_id>/todos"): {"kind": "proposals", "title": "x"},
     }
     checked = 0
     for rule in app.url_map.iter_rules():
@@ -193,6 +197,9 @@ def test_r_sec_2_every_unsafe_api_route_refuses_a_cookie_call_without_csrf(app, 
         "contact_id": str(person.id),
         "email_id": str(person.emails[0].id),
         "token_id": str(firm.token_id),
+        "todo_id": firm.api.post(
+            f"/accounts/{account.id}/todos", json={"kind": "messages_tasks", "title": "Mine"}
+        ).get_json()["id"],
     }
     client = app.test_client()
     client.post("/api/v1/auth/login", json={"email": firm.staff_email, "password": STAFF_PASSWORD})

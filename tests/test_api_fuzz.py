@@ -33,6 +33,14 @@ def build_world(make) -> dict:
         "contact_id": [str(own.contacts[0].id), str(other.contacts[0].id)],
         "email_id": [str(own.contacts[0].emails[0].id), str(other.contacts[0].emails[0].id)],
         "token_id": [str(mine.token_id + 1000), str(theirs.token_id)],  # never revoke our own
+        "todo_id": [
+            mine.api.post(
+                f"/accounts/{own.id}/todos", json={"kind": "proposals", "title": "Sign"}
+            ).get_json()["id"],
+            theirs.api.post(
+                f"/accounts/{other.id}/todos", json={"kind": "proposals", "title": "X"}
+            ).get_json()["id"],
+        ],
     }
     return {"headers": {"Authorization": f"Bearer {mine.token}"}, "ids": ids}
 
