@@ -11,7 +11,7 @@ from typing import Any
 from flask.testing import FlaskClient
 
 GOOD_PASSWORD = "maple river lantern 42"
-_CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+_CSRF = re.compile(r'name="(?:[\w-]+-)?csrf_token" type="hidden" value="([^"]+)"')
 _LINK = re.compile(r"https?://[^/\s]+(/portal/(?:activate|password/reset)/[^\s\"<]+)")
 
 
@@ -74,3 +74,12 @@ def invitation_block(firm: Any, account_id: int, email_id: int) -> dict[str, Any
             if row["email_id"] == str(email_id):
                 return row["invitation"]
     raise AssertionError("email not on the account")
+
+
+def home(client: FlaskClient) -> Any:
+    """The portal home as a user reaches it: /portal/ forwards to the current account's page;
+    any other answer (a login redirect, no access) is returned as it is."""
+    response = client.get("/portal/")
+    if response.status_code == 302 and "/portal/a/" in response.headers["Location"]:
+        return client.get(response.headers["Location"])
+    return response

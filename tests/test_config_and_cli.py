@@ -128,7 +128,7 @@ def test_demo_load_twice_creates_the_firm_once_with_all_three_statuses(app):
 
 
 def test_demo_load_prints_a_working_invitation_link_and_a_rerun_replaces_it(app):
-    from tests.portal_helpers import activate
+    from tests.portal_helpers import activate, home
 
     runner = app.test_cli_runner()
     first = runner.invoke(args=["demo", "load"]).output.split("Invitation:")[1].split()[0]
@@ -140,4 +140,4 @@ def test_demo_load_prints_a_working_invitation_link_and_a_rerun_replaces_it(app)
     page = client.get(new)
     assert page.status_code == 200 and b"mia.chen@example.com" in page.data
     assert activate(client, new).status_code == 302
-    assert b"Chen" in client.get("/portal/").data
+    assert b"Chen" in home(client).data

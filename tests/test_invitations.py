@@ -14,6 +14,7 @@ from tests.portal_helpers import (
     GOOD_PASSWORD,
     activate,
     csrf_from,
+    home,
     invitation_block,
     link_in,
     login,
@@ -59,8 +60,8 @@ def test_r_log_3_get_changes_nothing_post_activates_logs_in_and_lands_home(app, 
     assert invitation_block(world.firm, world.account.id, world.email.id)["state"] == "invited"
     done = activate(client, world.link)
     assert done.status_code == 302 and done.headers["Location"] == "/portal/"
-    home = client.get("/portal/")
-    assert home.status_code == 200 and b"Berger Family" in home.data
+    landing = home(client)
+    assert landing.status_code == 200 and b"Berger Family" in landing.data
     assert invitation_block(world.firm, world.account.id, world.email.id)["state"] == "activated"
     assert world.firm.api.get(f"/accounts/{world.account.id}").get_json()["status"] == "activated"
     again = app.test_client().get(world.link)
@@ -161,16 +162,16 @@ def test_r_log_6_activated_email_gets_access_at_once_with_an_access_granted_emai
     mail = smtp.wait_for(2)[-1]
     assert "Berger Design GmbH" in mail["Subject"] and "/portal/activate/" not in mail.as_string()
     assert world.firm.api.get(f"/accounts/{second.id}").get_json()["status"] == "activated"
-    assert b"Berger Design GmbH" in client.get("/portal/").data  # no new login needed
+    assert b"Berger Design GmbH" in home(client).data  # no new login needed
 
 
 def test_r_log_7_login_off_removes_access_at_the_next_request(app, make, smtp):
     world = setup_invite(make, smtp, app)
     client = app.test_client()
     activate(client, world.link)
-    assert client.get("/portal/").status_code == 200
+    assert home(client).status_code == 200
     world.firm.api.patch(world.settings_path, json={"login": False})
-    page = client.get("/portal/")
+    page = home(client)
     assert page.status_code == 403 and b"Berger Family" not in page.data
     assert world.firm.api.get(f"/accounts/{world.account.id}").get_json()["name"] == "Berger Family"
 
@@ -198,7 +199,7 @@ def test_r_log_8_changing_an_activated_address_resets_its_portal_user(app, make,
         f"/contacts/{world.account.contacts[0].id}/emails/{world.email.id}",
         json={"address": "anna@new.example"},
     )
-    assert client.get("/portal/").status_code == 302  # session ended
+    assert home(client).status_code == 302  # session ended
     assert login(app.test_client(), world.email.address).status_code == 401
     with in_app(app) as session:
         user = session.scalar(select(PortalUser))
@@ -219,9 +220,9 @@ def test_r_log_8_recommended_flow_keeps_access_throughout(app, make, smtp):
         f"/accounts/{world.account.id}/contact-settings/{new_email_id}",
         json={"login": True, "send_invitation": True},
     )
-    assert client.get("/portal/").status_code == 200  # still in while the new email is pending
+    assert home(client).status_code == 200  # still in while the new email is pending
     second_client = app.test_client()
     activate(second_client, link_in(smtp.wait_for(2)[-1]))
     world.firm.api.patch(world.settings_path, json={"login": False})
     assert world.firm.api.delete(f"/contacts/{contact_id}/emails/{world.email.id}").status_code == 204
-    assert second_client.get("/portal/").status_code == 200
+    assert home(second_client).status_code == 200

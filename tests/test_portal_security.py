@@ -19,6 +19,7 @@ from tests.portal_helpers import (
     GOOD_PASSWORD,
     activate,
     csrf_from,
+    home,
     invitation_block,
     link_in,
     login,
@@ -47,8 +48,8 @@ def test_r_log_9_staff_reset_email_sets_a_new_password_once_and_ends_other_sessi
     link = link_in(mail)
     client = app.test_client()
     done = activate(client, link, NEW_PASSWORD)
-    assert done.status_code == 302 and client.get("/portal/").status_code == 200
-    assert old_session.get("/portal/").status_code == 302  # the password change ended it
+    assert done.status_code == 302 and home(client).status_code == 200
+    assert home(old_session).status_code == 302  # the password change ended it
     again = app.test_client().get(link)
     assert again.status_code == 410  # dies with the password change: single use
     assert login(app.test_client(), world.email.address, NEW_PASSWORD).status_code == 302
@@ -173,7 +174,9 @@ def test_r_sec_2_every_portal_form_refuses_a_post_without_csrf(app, make, smtp):
     reset_link = link_in(smtp.wait_for(3)[-1])
     posts["portal.reset_password"] = (reset_link, {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
     posts["portal.logout"] = ("/portal/logout", {})
-    for endpoint in ("portal.reset_password", "portal.logout"):
+    posts["portal.switch_account"] = ("/portal/switch", {"account_id": str(world.account.id)})
+    posts["portal.profile"] = ("/portal/profile", {"profile-language": "de", "profile-submit": "1"})
+    for endpoint in ("portal.reset_password", "portal.logout", "portal.switch_account", "portal.profile"):
         path, data = posts[endpoint]
         assert client.post(path, data=data).status_code == 400, path
     portal_posts = {
@@ -182,7 +185,7 @@ def test_r_sec_2_every_portal_form_refuses_a_post_without_csrf(app, make, smtp):
         if r.endpoint.startswith("portal.") and "POST" in r.methods
     }
     assert portal_posts == set(posts)  # a new POST route must join this test
-    assert client.get("/portal/").status_code == 200  # logout without CSRF did nothing
+    assert home(client).status_code == 200  # logout without CSRF did nothing
     assert (
         login(app.test_client(), world.email.address, GOOD_PASSWORD).status_code == 302
     )  # reset did nothing
@@ -232,10 +235,10 @@ def test_r_sec_5_logout_ends_every_session_of_the_user(app, make, smtp):
     world, first = _activated(app, make, smtp)
     second = app.test_client()
     login(second, world.email.address)
-    page = first.get("/portal/")
+    page = home(first)
     assert first.post("/portal/logout", data={"csrf_token": csrf_from(page.data)}).status_code == 302
-    assert first.get("/portal/").status_code == 302
-    assert second.get("/portal/").status_code == 302
+    assert home(first).status_code == 302
+    assert home(second).status_code == 302
 
 
 @pytest.mark.parametrize(
@@ -243,12 +246,12 @@ def test_r_sec_5_logout_ends_every_session_of_the_user(app, make, smtp):
 )
 def test_r_sec_11_sessions_end_after_idle_and_absolute_timeouts(app, make, smtp, field, age, reason):
     world, client = _activated(app, make, smtp)
-    assert client.get("/portal/").status_code == 200
+    assert home(client).status_code == 200
     with client.session_transaction() as session:
         session[field] = int(time.time()) - age
-    ended = client.get("/portal/")
+    ended = home(client)
     assert ended.status_code == 302 and f"expired={reason}" in ended.headers["Location"]
-    assert client.get("/portal/").status_code == 302  # really logged out
+    assert home(client).status_code == 302  # really logged out
 
 
 @pytest.mark.settings(ENV={"PORTICO_ENV": "production", "SECRET_KEY": "p" * 40, "REDIS_URL": "redis://x"})

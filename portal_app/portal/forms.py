@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from zoneinfo import available_timezones
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, HiddenField, PasswordField
-from wtforms.validators import DataRequired, Length
+from wtforms import EmailField, HiddenField, PasswordField, SelectField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import AnyOf, DataRequired, Length
 
 # The policy's own limit (256, R-LOG-10) is checked by the service, which says so clearly;
 # this only keeps absurd bodies away from the hasher.
@@ -29,3 +32,24 @@ class ForgotPasswordForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """A form with nothing but its CSRF token (logout, ask for a new invitation)."""
+
+
+TIMEZONES = ["UTC"] + sorted(
+    tz for tz in available_timezones() if "/" in tz and not tz.startswith(("Etc/", "SystemV/"))
+)
+LANGUAGE_CHOICES = [SelectChoice("en", "English"), SelectChoice("de", "Deutsch")]
+
+
+class ProfileForm(FlaskForm):
+    timezone = SelectField(
+        _l("Time zone"),
+        choices=[SelectChoice(tz, tz.replace("_", " ")) for tz in TIMEZONES],
+        validators=[DataRequired(), AnyOf(TIMEZONES)],
+    )
+    language = SelectField(_l("Language"), choices=LANGUAGE_CHOICES, validators=[AnyOf(["en", "de"])])
+
+
+class ChangePasswordForm(FlaskForm):
+    current = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=256)])
+    password = PasswordField(_l("New password"), validators=[DataRequired(), Length(max=MAX_LENGTH)])
+    confirm = PasswordField(_l("New password, again"), validators=[DataRequired(), Length(max=MAX_LENGTH)])

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Response, abort, current_app, redirect, render_template, request, url_for
+from flask import Response, abort, current_app, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -25,10 +26,17 @@ from portal_app.models import (
 )
 from portal_app.passwords import hash_password, needs_rehash, verify_password
 from portal_app.portal import bp
-from portal_app.portal.forms import ConfirmForm, ForgotPasswordForm, LoginForm, NewPasswordForm
-from portal_app.services import invitations
+from portal_app.portal.forms import (
+    ChangePasswordForm,
+    ConfirmForm,
+    ForgotPasswordForm,
+    LoginForm,
+    NewPasswordForm,
+    ProfileForm,
+)
+from portal_app.services import invitations, todos
 from portal_app.services.errors import Conflict, ValidationFailed
-from portal_app.services.validation import normalise_email
+from portal_app.services.validation import normalise_email, parse_id
 from portal_app.tokens import digest
 from portal_app.transaction import commit
 
@@ -68,6 +76,19 @@ def _no_referrer(response: Response) -> Response:
     if request.view_args and "token" in request.view_args:
         response.headers["Cache-Control"] = "no-store"
     return response
+
+
+KIND_LABELS = {
+    "documents_upload": _l("Documents to upload"),
+    "documents_signature": _l("Documents to sign"),
+    "documents_approval": _l("Documents to approve"),
+    "messages_tasks": _l("Messages and tasks"),
+    "proposals": _l("Proposals"),
+    "organizers": _l("Organizers"),
+    "invoices_payments": _l("Invoices and payments"),
+    "client_requests": _l("Requests"),
+    "transactions": _l("Transactions"),
+}
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -166,27 +187,142 @@ def index() -> Any:
     return render_template("index.html")
 
 
+def _needs_login() -> Response:
+    return redirect(url_for("portal.login", next=request.full_path.rstrip("?")))
+
+
 @bp.get("/portal/")
 def home() -> Any:
+    """The current account's home; every request re-checks access (R-POR-3, R-LOG-7)."""
     user = portal_user()
     if user is None:
-        return redirect(url_for("portal.login", next=request.full_path.rstrip("?")))
+        return _needs_login()
     accounts = accessible_accounts(user)
     if not accounts:
         return render_template("portal/no_access.html", form=ConfirmForm()), 403
     current = next((a for a in accounts if a.id == user.current_account_id), accounts[0])
-    if current.id != user.current_account_id:
-        user.current_account_id = current.id
+    return redirect(url_for("portal.account_home", account_id=current.id))
+
+
+@bp.get("/portal/a/<int:account_id>/")
+def account_home(account_id: int) -> Any:
+    user = portal_user()
+    if user is None:
+        return _needs_login()
+    accounts = accessible_accounts(user)
+    current = next((a for a in accounts if a.id == account_id), None)
+    if current is None:
+        if not accounts:
+            return render_template("portal/no_access.html", form=ConfirmForm()), 403
+        abort(404)  # never reveal whether the account exists (R-SEC-1)
+    if user.current_account_id != current.id:
+        user.current_account_id = current.id  # remembered for the next visit; no data changes
         commit()
+    return _render_account(user, accounts, current)
+
+
+@bp.post("/portal/switch")
+def switch_account() -> Any:
+    """The account picker without JavaScript: a form POST, then a redirect."""
+    user = portal_user()
+    if user is None:
+        return _needs_login()
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        abort(400, _("This form has expired. Please reload the page and try again."))
+    wanted = parse_id(request.form.get("account_id"))
+    accounts = accessible_accounts(user)
+    current = next((a for a in accounts if a.id == wanted), None)
+    if current is None:
+        abort(404)
+    user.current_account_id = current.id
+    commit()
+    if request.headers.get("HX-Request"):
+        response = _render_account(user, accounts, current)
+        response.headers["HX-Push-Url"] = url_for("portal.account_home", account_id=current.id)
+        return response
+    return redirect(url_for("portal.account_home", account_id=current.id), code=303)
+
+
+def _render_account(user: PortalUser, accounts: list[Account], current: Account) -> Response:
+    counts = todos.open_counts([a.id for a in accounts])
+    items = todos.open_todos(current.id)
+    groups: dict[str, list[Any]] = {}
+    for item in items:
+        groups.setdefault(item.kind, []).append(item)
     firm_name, address = _firm_and_address(user.firm_id, user.email_id)
+    context = {
+        "accounts": accounts,
+        "current": current,
+        "groups": groups,
+        "others": [(a, counts.get(a.id, 0)) for a in accounts if a.id != current.id],
+        "firm_name": firm_name,
+        "address": address,
+        "form": ConfirmForm(),
+        "today": utcnow().date(),
+        "kind_labels": KIND_LABELS,
+    }
+    # htmx asks for the swapped part only; the same URL serves the full page otherwise
+    template = "portal/_account.html" if request.headers.get("HX-Request") else "portal/home.html"
+    response = make_response(render_template(template, **context))
+    response.headers["Vary"] = "HX-Request, Cookie"
+    return response
+
+
+@bp.route("/portal/profile", methods=["GET", "POST"])
+def profile() -> Any:
+    user = portal_user()
+    if user is None:
+        return _needs_login()
+    settings_form = ProfileForm(prefix="profile", obj=user)
+    password_form = ChangePasswordForm(prefix="pw")
+    message, errors = None, []
+    if request.method == "POST" and "profile-submit" in request.form:
+        if settings_form.validate_on_submit():
+            # only these two fields: nothing a portal user posts reaches staff settings (R-SEC-12)
+            user.timezone = settings_form.timezone.data
+            user.language = settings_form.language.data
+            commit()
+            return redirect(url_for("portal.profile", saved=1), code=303)
+        refuse_without_csrf(settings_form)
+        errors = [e for field_errors in settings_form.errors.values() for e in field_errors]
+    elif request.method == "POST":
+        if password_form.validate_on_submit():
+            if not verify_password(user.password_hash, password_form.current.data or ""):
+                errors = [_("Your current password is not correct.")]
+            else:
+                try:
+                    invitations.set_password(
+                        user, password_form.password.data or "", password_form.confirm.data or ""
+                    )
+                except ValidationFailed as exc:
+                    db.session.rollback()
+                    errors = list(exc.fields.get("password", [exc.message]))
+                else:
+                    commit()
+                    start_session(user)  # this session goes on; every other one ended
+                    return redirect(url_for("portal.profile", password=1), code=303)
+        else:
+            refuse_without_csrf(password_form)
+            errors = [_("Fill in all three password fields.")]
+    if request.args.get("saved"):
+        message = _("Your settings are saved.")
+    elif request.args.get("password"):
+        message = _("Your password is changed. You were logged out on your other devices.")
+    firm_name, address = _firm_and_address(user.firm_id, user.email_id)
+    accounts = accessible_accounts(user)
     return render_template(
-        "portal/home.html",
-        accounts=accounts,
-        current=current,
+        "portal/profile.html",
+        settings_form=settings_form,
+        password_form=password_form,
+        message=message,
+        errors=errors,
         firm_name=firm_name,
         address=address,
+        accounts=accounts,
+        current=next((a for a in accounts if a.id == user.current_account_id), None),
         form=ConfirmForm(),
-    )
+    ), (422 if errors else 200)
 
 
 @bp.route("/portal/login", methods=["GET", "POST"])
