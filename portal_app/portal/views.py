@@ -133,6 +133,20 @@ def _record_login(user: PortalUser) -> None:
     )
 
 
+def _password_errors(exc: ValidationFailed) -> list[str]:
+    db.session.rollback()
+    return list(exc.fields.get("password", [exc.message]))
+
+
+def _enter_portal(user: PortalUser) -> Response:
+    """After a password is set (activation, reset): store it, then log in afresh."""
+    commit()
+    start_session(user)
+    _record_login(user)
+    commit()
+    return redirect(url_for("portal.home"))
+
+
 def _firm_and_address(firm_id: int, email_id: int) -> tuple[str, str]:
     firm_name = db.session.scalar(select(Firm.name).where(Firm.id == firm_id)) or ""
     address = db.session.scalar(select(ContactEmail.address).where(ContactEmail.id == email_id)) or ""
@@ -296,8 +310,7 @@ def profile() -> Any:
                         user, password_form.password.data or "", password_form.confirm.data or ""
                     )
                 except ValidationFailed as exc:
-                    db.session.rollback()
-                    errors = list(exc.fields.get("password", [exc.message]))
+                    errors = _password_errors(exc)
                 else:
                     commit()
                     start_session(user)  # this session goes on; every other one ended
@@ -412,17 +425,12 @@ def activate(token: str) -> Any:
                 invitation, form.password.data or "", form.confirm.data or ""
             )
         except ValidationFailed as exc:
-            db.session.rollback()
-            errors = list(exc.fields.get("password", [exc.message]))
+            errors = _password_errors(exc)
         except Conflict:
             db.session.rollback()
             return link_problem_page("used")
         else:
-            commit()
-            start_session(user)
-            _record_login(user)
-            commit()
-            return redirect(url_for("portal.home"))
+            return _enter_portal(user)
     elif request.method == "POST":
         refuse_without_csrf(form)
         errors = [_("Enter your new password twice.")]
@@ -480,14 +488,9 @@ def reset_password(token: str) -> Any:
         try:
             invitations.set_password(user, form.password.data or "", form.confirm.data or "")
         except ValidationFailed as exc:
-            db.session.rollback()
-            errors = list(exc.fields.get("password", [exc.message]))
+            errors = _password_errors(exc)
         else:
-            commit()
-            start_session(user)
-            _record_login(user)
-            commit()
-            return redirect(url_for("portal.home"))
+            return _enter_portal(user)
     elif request.method == "POST":
         refuse_without_csrf(form)
         errors = [_("Enter your new password twice.")]
