@@ -7,7 +7,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FLASK := PORTICO_ENV=development $(BIN)/flask --app wsgi
 
-.PHONY: run test lint install clean
+.PHONY: run test lint install clean translations messages
+
+# German (and any later) catalogues: .po files are the source, .mo files are built.
+PO_FILES := $(wildcard portal_app/translations/*/LC_MESSAGES/messages.po)
+MO_FILES := $(PO_FILES:.po=.mo)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,14 +19,25 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) translations
 
-run: $(STAMP)
+translations: $(MO_FILES)
+
+portal_app/translations/%/LC_MESSAGES/messages.mo: portal_app/translations/%/LC_MESSAGES/messages.po $(STAMP)
+	$(BIN)/pybabel compile -i $< -o $@ -l $*
+
+# After changing portal text: re-extract, merge into every catalogue, then translate the new entries.
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output \
+	  --project Portico --copyright-holder Portico -o portal_app/translations/messages.pot .
+	$(BIN)/pybabel update -i portal_app/translations/messages.pot -d portal_app/translations --no-fuzzy-matching
+
+run: $(STAMP) translations
 	$(FLASK) db upgrade
 	BASE_URL=$${BASE_URL:-http://$(HOST):$(PORT)} $(FLASK) demo load
 	BASE_URL=$${BASE_URL:-http://$(HOST):$(PORT)} $(FLASK) run --host $(HOST) --port $(PORT)
 
-test: $(STAMP)
+test: $(STAMP) translations
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

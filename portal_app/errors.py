@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from flask import Flask, Response, jsonify, render_template, request
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
@@ -21,6 +24,16 @@ def error_response(status: int, code: str, message: str, fields: dict | None = N
     response.status_code = status
     return response
 
+
+# What an error page says when the code raising the error gave no reason of its own.
+PAGE_MESSAGES = {
+    400: _l("The request was not understood. Go back and try again."),
+    403: _l("You are not allowed to see this page."),
+    404: _l("This page does not exist, or it is not available to you."),
+    405: _l("This page cannot be used that way."),
+    429: _l("Too many attempts in a short time."),
+    500: _l("Something went wrong on our side. Please try again in a moment."),
+}
 
 HTTP_CODES = {
     400: "bad_request",
@@ -52,9 +65,10 @@ def init_app(app: Flask) -> None:
         # unguarded (R-SEC-11: fail closed).
         db.session.rollback()
         app.logger.error("Redis unavailable: %s", error)
-        message = "This is temporarily unavailable. Please try again in a few minutes."
+        message = _l("This is temporarily unavailable. Please try again in a few minutes.")
         if wants_json():
-            response = error_response(503, "unavailable", message)
+            with force_locale("en"):  # the staff API speaks English
+                response = error_response(503, "unavailable", str(message))
         else:
             response = render_template("errors/error.html", status=503, message=message)
         return response, 503
@@ -64,7 +78,7 @@ def init_app(app: Flask) -> None:
         if wants_json():
             message = "Send the csrf_token from /api/v1/auth/me as the X-CSRFToken header."
             return error_response(403, "csrf_failed", message), 403
-        message = (
+        message = _(
             "This form has expired or was not sent from this site. Go back, reload the page and try again."
         )
         return render_template("errors/error.html", status=400, message=message), 400
@@ -93,4 +107,8 @@ def init_app(app: Flask) -> None:
                 if name.lower() in {"allow", "retry-after"}:
                     response.headers[name] = value
             return response
-        return render_template("errors/error.html", status=status, message=error.description), status
+        message = error.description
+        if status in (429, 500) or message == type(error).description:
+            # werkzeug's or the limiter's English: say it in the page's language
+            message = PAGE_MESSAGES.get(status, "")
+        return render_template("errors/error.html", status=status, message=message), status

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from flask_babel import gettext as _
 
 _hasher = PasswordHasher()
 # Verified against when the user is unknown, so both paths cost one argon2 verification.
@@ -54,14 +55,14 @@ def password_problems(password: str, *, personal: tuple[str, ...] = ()) -> list[
     """What is wrong with a new password (R-LOG-10); empty when it is fine."""
     problems: list[str] = []
     if len(password) < MIN_LENGTH:
-        problems.append(f"Use at least {MIN_LENGTH} characters.")
+        problems.append(_("Use at least %(num)d characters.", num=MIN_LENGTH))
     elif len(password) > MAX_LENGTH:
-        problems.append(f"Use at most {MAX_LENGTH} characters.")
+        problems.append(_("Use at most %(num)d characters.", num=MAX_LENGTH))
     folded = password.casefold()
     if len(password) >= MIN_LENGTH and (
         folded in COMMON_PASSWORDS or len(set(folded)) <= 2 or folded.strip("0123456789") == ""
     ):
-        problems.append("This password is too common. Try a few unrelated words.")
+        problems.append(_("This password is too common. Try a few unrelated words."))
     elif any(word and len(word) >= 4 and word.casefold() == folded for word in personal):
-        problems.append("Do not use your email address as your password.")
+        problems.append(_("Do not use your email address as your password."))
     return problems

@@ -143,8 +143,11 @@ class ContactSettingsDetail(MethodView):
         row = settings.get_settings(account, email_id)
         send = changes.pop("send_invitation", False)
         message = changes.pop("invitation_message", "")
+        language = changes.pop("invitation_language", None)
         changed = settings.update_settings(row, changes, actor=staff_actor())
-        invitations.after_settings_change(row, changed, send=send, message=message, sent_by=current_staff())
+        invitations.after_settings_change(
+            row, changed, send=send, message=message, sent_by=current_staff(), language=language
+        )
         commit()
         return _settings_answer(account.id, row)
 
@@ -164,7 +167,12 @@ class ContactInvitation(MethodView):
         """Send or resend the invitation; a resend invalidates every earlier link (R-LOG-5)."""
         account = accounts.get_account(current_staff().firm_id, account_id)
         row = settings.get_settings(account, email_id)
-        invitations.send_invitation(row, sent_by=current_staff(), message=data.get("invitation_message", ""))
+        invitations.send_invitation(
+            row,
+            sent_by=current_staff(),
+            message=data.get("invitation_message", ""),
+            language=data.get("invitation_language"),
+        )
         commit()
         return _settings_answer(account.id, row)
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 
+from portal_app.i18n import LANGUAGES
 from portal_app.models import ACCOUNT_TYPES as MODEL_ACCOUNT_TYPES
 from portal_app.models import NOTIFICATION_CATEGORIES as MODEL_NOTIFICATION_CATEGORIES
 from portal_app.services.account_list import ACCOUNT_STATUSES as SERVICE_ACCOUNT_STATUSES
@@ -310,6 +311,15 @@ class ContactSettingsListSchema(Schema):
     contacts = fields.List(fields.Nested(ContactSettingsGroupSchema), required=True)
 
 
+INVITATION_LANGUAGE = fields.String(
+    validate=validate.OneOf(list(LANGUAGES)),
+    metadata={
+        "description": "The invitation email's and activation page's language; by default the "
+        "address's earlier portal language, else English (email) and the browser's (page)."
+    },
+)
+
+
 class SettingsPatchSchema(StrictSchema):
     login = StrictBoolean()
     notify = StrictBoolean()
@@ -324,10 +334,12 @@ class SettingsPatchSchema(StrictSchema):
         validate=validate.Length(max=2000),
         metadata={"description": "A personal message for the invitation email (shown escaped)."},
     )
+    invitation_language = INVITATION_LANGUAGE
 
 
 class InvitationSendSchema(StrictSchema):
     invitation_message = fields.String(validate=validate.Length(max=2000))
+    invitation_language = INVITATION_LANGUAGE
 
 
 class AuditEntrySchema(Schema):

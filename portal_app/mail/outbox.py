@@ -8,9 +8,11 @@ from email.utils import make_msgid
 from typing import Any
 
 from flask import current_app, render_template
+from flask_babel import force_locale
 from rq import Retry
 
 from portal_app.extensions import db
+from portal_app.i18n import DEFAULT_LANGUAGE, known_language
 from portal_app.jobs import defer
 from portal_app.models import Firm, OutboxEmail
 
@@ -35,19 +37,25 @@ def queue_email(
     firm_id: int | None,
     kind: str,
     to_address: str,
-    subject: str,
+    subject: Any,
     template: str,
     context: dict[str, Any] | None = None,
     invitation_id: int | None = None,
+    language: str | None = None,
 ) -> OutboxEmail:
-    """Write an outbox row in the current transaction; it is sent after commit."""
+    """Write an outbox row in the current transaction; it is sent after commit.
+
+    `subject` may be a lazy string: it is rendered in the recipient's `language`, like the body."""
+    language = known_language(language) or DEFAULT_LANGUAGE
+    with force_locale(language):
+        subject = str(subject)
     row = OutboxEmail(
         firm_id=firm_id,
         kind=kind,
         to_address=to_address,
         subject=subject,
         template=template,
-        context=context or {},
+        context={**(context or {}), "language": language},
         invitation_id=invitation_id,
     )
     db.session.add(row)
@@ -80,6 +88,9 @@ def render_message(row: OutboxEmail) -> EmailMessage | None:
     message["To"] = row.to_address
     message["Message-ID"] = make_msgid(domain="portico.localhost")
     message["X-Portico-Outbox-Id"] = str(row.id)
-    message.set_content(render_template(f"emails/{row.template}.txt", **context))
-    message.add_alternative(render_template(f"emails/{row.template}.html", **context), subtype="html")
+    language = known_language(context.get("language")) or DEFAULT_LANGUAGE
+    message["Content-Language"] = language
+    with force_locale(language):
+        message.set_content(render_template(f"emails/{row.template}.txt", **context))
+        message.add_alternative(render_template(f"emails/{row.template}.html", **context), subtype="html")
     return message

@@ -82,6 +82,8 @@ class Invitation(db.Model):
     # The address the invitation was sent to: a changed address kills it (R-LOG-8).
     address: Mapped[str] = mapped_column(String(254))
     message: Mapped[str] = mapped_column(Text, default="")
+    # The language staff chose for the email and the activation page (None: the browser's).
+    language: Mapped[str | None] = mapped_column(String(8))
     sent_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
     # Digest of the token's secret part; the raw token exists only in the email (R-LOG-2).
     token_digest: Mapped[str | None] = mapped_column(String(64), unique=True)

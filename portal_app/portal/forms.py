@@ -10,6 +10,8 @@ from wtforms import EmailField, HiddenField, PasswordField, SelectField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import AnyOf, DataRequired, Length
 
+from portal_app.i18n import LANGUAGES
+
 # The policy's own limit (256, R-LOG-10) is checked by the service, which says so clearly;
 # this only keeps absurd bodies away from the hasher.
 MAX_LENGTH = 4096
@@ -37,7 +39,7 @@ class ConfirmForm(FlaskForm):
 TIMEZONES = ["UTC"] + sorted(
     tz for tz in available_timezones() if "/" in tz and not tz.startswith(("Etc/", "SystemV/"))
 )
-LANGUAGE_CHOICES = [SelectChoice("en", "English"), SelectChoice("de", "Deutsch")]
+LANGUAGE_CHOICES = [SelectChoice(code, name) for code, name in LANGUAGES.items()]
 
 
 class ProfileForm(FlaskForm):
@@ -46,7 +48,7 @@ class ProfileForm(FlaskForm):
         choices=[SelectChoice(tz, tz.replace("_", " ")) for tz in TIMEZONES],
         validators=[DataRequired(), AnyOf(TIMEZONES)],
     )
-    language = SelectField(_l("Language"), choices=LANGUAGE_CHOICES, validators=[AnyOf(["en", "de"])])
+    language = SelectField(_l("Language"), choices=LANGUAGE_CHOICES, validators=[AnyOf(list(LANGUAGES))])
 
 
 class ChangePasswordForm(FlaskForm):

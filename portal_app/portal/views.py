@@ -6,11 +6,24 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Response, abort, current_app, make_response, redirect, render_template, request, url_for
+import flask_babel
+from flask import (
+    Response,
+    abort,
+    current_app,
+    g,
+    has_request_context,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from portal_app.auth import end_session, start_session
 from portal_app.extensions import db, limiter
@@ -99,6 +112,29 @@ def portal_user() -> PortalUser | None:
     return user if isinstance(user, PortalUser) else None
 
 
+@bp.app_context_processor
+def default_firm_name() -> dict[str, Any]:
+    """The firm's name on every page: the user's firm, else the only firm this installation
+    serves, else the product's name. A page that knows better passes `firm_name` itself."""
+
+    def lookup() -> str:
+        user = portal_user()
+        if user is not None:
+            return db.session.scalar(select(Firm.name).where(Firm.id == user.firm_id)) or "Portico"
+        names = db.session.scalars(select(Firm.name).limit(2)).all()
+        return names[0] if len(names) == 1 else "Portico"
+
+    if not has_request_context():
+        return {}  # emails name their firm themselves
+    if "default_firm_name" not in g:
+        try:
+            g.default_firm_name = lookup()
+        except SQLAlchemyError:  # an error page while the database is unwell still renders
+            db.session.rollback()
+            g.default_firm_name = "Portico"
+    return {"firm_name": g.default_firm_name}
+
+
 def accessible_accounts(user: PortalUser) -> list[Account]:
     """Every account on which this user's email has login on, by name (R-LOG-3, R-LOG-7)."""
     return list(
@@ -154,16 +190,19 @@ def _firm_and_address(firm_id: int, email_id: int) -> tuple[str, str]:
 
 
 LINK_PROBLEMS = {
-    "tampered": (400, "This link is not valid. Please use the link exactly as it is in the email."),
-    "expired": (410, "This invitation has expired."),
-    "used": (410, "This link has already been used. If you set your password, please log in."),
-    "revoked": (410, "This invitation was withdrawn by your firm."),
-    "replaced": (410, "A newer invitation was sent to you. Please use the link in the most recent email."),
+    "tampered": (400, _l("This link is not valid. Please use the link exactly as it is in the email.")),
+    "expired": (410, _l("This invitation has expired.")),
+    "used": (410, _l("This link has already been used. If you set your password, please log in.")),
+    "revoked": (410, _l("This invitation was withdrawn by your firm.")),
+    "replaced": (
+        410,
+        _l("A newer invitation was sent to you. Please use the link in the most recent email."),
+    ),
     "email_changed": (
         410,
-        "This invitation was deactivated for security reasons: the email address changed.",
+        _l("This invitation was deactivated for security reasons: the email address changed."),
     ),
-    "login_off": (410, "Portal access for this email is currently switched off by your firm."),
+    "login_off": (410, _l("Portal access for this email is currently switched off by your firm.")),
 }
 # The problems where asking the firm for a fresh link makes sense (R-LOG-4).
 CAN_ASK_AGAIN = {"expired", "replaced"}
@@ -176,7 +215,7 @@ def link_problem_page(problem: str, token: str | None = None) -> tuple[str, int]
         render_template(
             "portal/link_problem.html",
             problem=problem,
-            message=_(message),
+            message=message,
             can_ask=can_ask,
             token=token,
             form=ConfirmForm(),
@@ -289,6 +328,8 @@ def profile() -> Any:
     if user is None:
         return _needs_login()
     settings_form = ProfileForm(prefix="profile", obj=user)
+    if request.method == "GET" and not user.language:
+        settings_form.language.data = str(flask_babel.get_locale())  # what they see now
     password_form = ChangePasswordForm(prefix="pw")
     message, errors = None, []
     if request.method == "POST" and "profile-submit" in request.form:
@@ -416,6 +457,9 @@ def activate(token: str) -> Any:
         return link_problem_page(check.problem, token)
     invitation = check.invitation
     assert invitation is not None
+    if invitation.language:
+        g.language_hint = invitation.language
+        flask_babel.refresh()
     firm_name, address = _firm_and_address(invitation.firm_id, invitation.email_id)
     form = NewPasswordForm()
     errors: list[str] = []

@@ -14,6 +14,8 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from itsdangerous import SignatureExpired
 from sqlalchemy import select, update
 
@@ -71,8 +73,14 @@ def _firm_name(firm_id: int) -> str:
     return db.session.scalar(select(Firm.name).where(Firm.id == firm_id)) or "Your firm"
 
 
-def send_invitation(settings: ContactSettings, *, sent_by: StaffUser | None, message: str = "") -> Invitation:
-    """Invite (or re-invite) this email to the portal for this account (R-LOG-1, R-LOG-5)."""
+def send_invitation(
+    settings: ContactSettings, *, sent_by: StaffUser | None, message: str = "", language: str | None = None
+) -> Invitation:
+    """Invite (or re-invite) this email to the portal for this account (R-LOG-1, R-LOG-5).
+
+    `language` (en, de) is the email's and the activation page's; without it the email is in the
+    language of the address's earlier portal login, if any, else English, and the page follows
+    the browser."""
     if not settings.login:
         raise Conflict("Turn login on for this email before inviting it.", code="login_off")
     if activated_user(settings.email_id) is not None:
@@ -92,19 +100,21 @@ def send_invitation(settings: ContactSettings, *, sent_by: StaffUser | None, mes
         email_id=email.id,
         address=email.address,
         message=message,
+        language=language,
         sent_by_id=sent_by.id if sent_by else None,
     )
     db.session.add(invitation)
     db.session.flush()
-    firm_name = _firm_name(settings.firm_id)
+    earlier = db.session.scalar(select(PortalUser.language).where(PortalUser.email_id == email.id))
     queue_email(
         firm_id=settings.firm_id,
         kind="invitation",
         to_address=email.address,
-        subject=f"{firm_name} invites you to your client portal",
+        subject=_l("%(firm)s invites you to your client portal", firm=_firm_name(settings.firm_id)),
         template="invitation",
         context={"message": message, "staff_name": (sent_by.name or sent_by.email) if sent_by else ""},
         invitation_id=invitation.id,
+        language=language or earlier,
     )
     return invitation
 
@@ -114,14 +124,17 @@ def grant_access(settings: ContactSettings) -> OutboxEmail:
     email = db.session.get(ContactEmail, settings.email_id)
     account = db.session.get(Account, settings.account_id)
     assert email is not None and account is not None
-    firm_name = _firm_name(settings.firm_id)
+    user = activated_user(email.id)
     return queue_email(
         firm_id=settings.firm_id,
         kind="access_granted",
         to_address=email.address,
-        subject=f"{firm_name} gave you access to {account.name}",
+        subject=_l(
+            "%(firm)s gave you access to %(account)s", firm=_firm_name(settings.firm_id), account=account.name
+        ),
         template="access_granted",
         context={"account_name": account.name},
+        language=user.language if user else None,
     )
 
 
@@ -132,6 +145,7 @@ def after_settings_change(
     send: bool,
     message: str,
     sent_by: StaffUser | None,
+    language: str | None = None,
 ) -> None:
     """What turning login on or off means for invitations (R-LOG-1, R-LOG-6, R-LOG-7)."""
     if "login" in changed and not settings.login:
@@ -145,7 +159,7 @@ def after_settings_change(
             grant_access(settings)
         return
     if send:
-        send_invitation(settings, sent_by=sent_by, message=message)
+        send_invitation(settings, sent_by=sent_by, message=message, language=language)
 
 
 def revoke_invitation(settings: ContactSettings) -> None:
@@ -273,6 +287,7 @@ def accept_invitation(invitation: Invitation, password: str, confirm: str) -> Po
     user.activated_at = utcnow()
     user.session_token = new_session_token()
     user.current_account_id = invitation.account_id
+    user.language = user.language or invitation.language
     # other open invitations of this email (other accounts) are fulfilled by this activation
     db.session.execute(
         update(Invitation)
@@ -308,7 +323,7 @@ def request_new_invitation(invitation: Invitation) -> InboxItem:
 def check_new_password(password: str, confirm: str, *, address: str) -> None:
     problems = password_problems(password, personal=(address, address.split("@")[0]))
     if password != confirm:
-        problems.append("The two passwords do not match.")
+        problems.append(gettext("The two passwords do not match."))
     if problems:
         raise ValidationFailed(" ".join(problems), fields={"password": problems})
 
@@ -321,14 +336,14 @@ def _password_version(user: PortalUser) -> str:
 def queue_password_reset(user: PortalUser) -> OutboxEmail:
     email = db.session.get(ContactEmail, user.email_id)
     assert email is not None
-    firm_name = _firm_name(user.firm_id)
     return queue_email(
         firm_id=user.firm_id,
         kind="password_reset",
         to_address=email.address,
-        subject=f"Reset your {firm_name} portal password",
+        subject=_l("Reset your %(firm)s portal password", firm=_firm_name(user.firm_id)),
         template="password_reset",
         context={"portal_user_id": user.id},
+        language=user.language,
     )
 
 
