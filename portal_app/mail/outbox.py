@@ -89,8 +89,8 @@ def render_message(row: OutboxEmail) -> EmailMessage | None:
     message["Message-ID"] = make_msgid(domain="portico.localhost")
     message["X-Portico-Outbox-Id"] = str(row.id)
     language = known_language(context.get("language")) or DEFAULT_LANGUAGE
-    message["Content-Language"] = language
     with force_locale(language):
         message.set_content(render_template(f"emails/{row.template}.txt", **context))
         message.add_alternative(render_template(f"emails/{row.template}.html", **context), subtype="html")
+    message["Content-Language"] = language  # after set_content, which drops Content-* headers
     return message
