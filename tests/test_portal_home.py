@@ -84,6 +84,27 @@ def test_r_por_htmx_gets_the_fragment_and_plain_requests_the_page(app, make, smt
     assert "HX-Request" in full.headers["Vary"] and b"Sign the 2025 return" in partial.data
 
 
+def test_r_por_3_htmx_never_swaps_a_refusal_or_a_login_page_into_the_portal(app, make, smtp):
+    s = three_accounts(app, make, smtp)
+    token = csrf_from(home(s.client).data)
+    s.world.firm.api.patch(
+        f"/accounts/{s.trust.id}/contact-settings/{s.world.email.id}", json={"login": False}
+    )
+    stale = s.client.post(
+        "/portal/switch",
+        data={"account_id": str(s.trust.id), "csrf_token": token},
+        headers={"HX-Request": "true"},
+    )
+    # still a 404 (R-POR-3), and htmx loads the home afresh instead of leaving a stale picker
+    assert stale.status_code == 404 and stale.headers["HX-Redirect"] == "/portal/"
+    assert b"Zeta Trust" not in home(s.client).data
+    s.client.post("/portal/logout", data={"csrf_token": token})
+    expired = s.client.get(f"/portal/a/{s.first.id}/", headers={"HX-Request": "true"})
+    assert expired.status_code == 200 and expired.data == b""
+    assert expired.headers["HX-Redirect"].startswith("/portal/login")
+    assert s.client.get(f"/portal/a/{s.first.id}/").status_code == 302  # plain requests: a redirect
+
+
 def test_r_por_3_accounts_out_of_reach_answer_404(app, make, smtp):
     s = three_accounts(app, make, smtp)
     stranger = make.account(s.world.firm.id, "Not Yours")

@@ -240,6 +240,24 @@ def index() -> Any:
     return render_template("index.html")
 
 
+@bp.after_request
+def htmx_navigates_instead_of_swapping(response: Response) -> Response:
+    """htmx swaps what it receives into #portal. A redirect (to log in, after a timeout) or a
+    refusal (an account that just became unreachable) must not end up inside a stale page:
+    htmx is told to load the page in full (HX-Redirect), which shows the current state."""
+    if not request.headers.get("HX-Request"):
+        return response
+    response.vary.add("HX-Request")
+    if response.status_code in (301, 302, 303, 307, 308):
+        target = response.headers.pop("Location")
+        response.status_code = 200
+        response.set_data(b"")
+        response.headers["HX-Redirect"] = target
+    elif response.status_code in (403, 404):
+        response.headers["HX-Redirect"] = url_for("portal.home")
+    return response
+
+
 def _needs_login() -> Response:
     return redirect(url_for("portal.login", next=request.full_path.rstrip("?")))
 

@@ -1,0 +1,343 @@
+"""The client portal in a real browser: Playwright drives Debian's Chromium against a live server
+on PostgreSQL, with emails through a real SMTP server (issue 5, R-POR-1..5, R-LOG-7).
+
+A client with three accounts activates from the email, switches with the picker, follows the
+"other accounts" links, and loses an account when staff turn its login off mid-session: with
+JavaScript (htmx swaps) and without (forms and redirects), in English and in German. axe-core
+checks every page the walk shows: no serious or critical accessibility violation.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from werkzeug.serving import make_server
+
+from tests.conftest import REQUIRE_SERVICES, free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
+PASSWORD = "maple river lantern 42"
+LINK = re.compile(r"https?://\S+/portal/activate/\S+")
+
+TEXT = {
+    "en": SimpleNamespace(
+        welcome="Welcome to the Harbor & Finch CPA client portal",
+        new_password="New password",
+        again="New password, again",
+        activate="Activate my login",
+        others="To-dos in your other accounts",
+        one="1 to-do",
+        two="2 to-dos",
+        picker="Account",
+        switch="Switch",
+        profile="Profile",
+        back="Back to my account",
+        sign="Documents to sign",
+        not_found="Page not found",
+        no_access="No portal access right now",
+        log_out="Log out",
+        subject="Harbor & Finch CPA invites you to your client portal",
+    ),
+    "de": SimpleNamespace(
+        welcome="Willkommen im Mandantenportal von Harbor & Finch CPA",
+        new_password="Neues Passwort",
+        again="Neues Passwort wiederholen",
+        activate="Zugang aktivieren",
+        others="Aufgaben in Ihren anderen Mandaten",
+        one="1 Aufgabe",
+        two="2 Aufgaben",
+        picker="Mandat",
+        switch="Wechseln",
+        profile="Profil",
+        back="Zurück zu meinem Mandat",
+        sign="Dokumente zur Unterschrift",
+        not_found="Seite nicht gefunden",
+        no_access="Derzeit kein Portalzugang",
+        log_out="Abmelden",
+        subject="Harbor & Finch CPA lädt Sie in Ihr Mandantenportal ein",
+    ),
+}
+
+
+# --- the browser, the server, the firm -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: apt-get install chromium (Debian's package; never a download)"
+        if REQUIRE_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def live(app, smtp) -> Iterator[SimpleNamespace]:
+    """The app served over HTTP on a free port; its emails go to the SMTP sink and link here."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    app.config.update(MAIL_URL=smtp.url, BASE_URL=url)
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield SimpleNamespace(url=url, app=app)
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+def open_page(browser: Any, *, javascript: bool, language: str) -> Any:
+    context = browser.new_context(
+        java_script_enabled=javascript,
+        locale={"en": "en-US", "de": "de-DE"}[language],
+        viewport={"width": 1100, "height": 800},
+    )
+    context.set_default_timeout(10_000)
+    return context.new_page()
+
+
+def firm_with_a_client_of_three_accounts(make, smtp, *, invitation_language: str | None) -> SimpleNamespace:
+    firm = make.firm("Harbor & Finch CPA")
+    family = make.account(firm.id, "Berger Family")
+    person = family.contacts[0]
+    email = person.emails[0]
+    design = make.account(firm.id, "Berger Design GmbH", contacts=[person])
+    trust = make.account(firm.id, "Zeta Trust", contacts=[person])
+
+    def settings(account: Any) -> str:
+        return f"/accounts/{account.id}/contact-settings/{email.id}"
+
+    for account in (design, trust):
+        assert firm.api.patch(settings(account), json={"login": True}).status_code == 200
+    todos = [
+        (family, "documents_signature", "Sign the 2025 return", "2026-12-15"),
+        (family, "documents_upload", "Upload your W-2", None),
+        (design, "invoices_payments", "Pay invoice 17", None),
+        (trust, "documents_approval", "Approve the trust accounts", None),
+        (trust, "organizers", "Answer the 2025 organizer", None),
+    ]
+    for account, kind, title, due in todos:
+        body = {"kind": kind, "title": title, **({"due_date": due} if due else {})}
+        assert firm.api.post(f"/accounts/{account.id}/todos", json=body).status_code == 201
+    invite = {"login": True, "send_invitation": True}
+    if invitation_language:
+        invite["invitation_language"] = invitation_language
+    assert firm.api.patch(settings(family), json=invite).status_code == 200
+    [mail] = smtp.wait_for(1)
+    match = LINK.search(mail.get_body(("plain",)).get_content())
+    assert match, "the invitation email holds no activation link"
+    return SimpleNamespace(
+        firm=firm,
+        family=family,
+        design=design,
+        trust=trust,
+        mail=mail,
+        link=match.group(0),
+        settings=settings,
+    )
+
+
+# --- accessibility -------------------------------------------------------------------------------
+
+
+def assert_accessible(page: Any, seen: list[str]) -> None:
+    """axe-core on the page as it is now: no serious or critical violation."""
+    page.add_script_tag(content=AXE.read_text(encoding="utf-8"))
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    bad = [v for v in result["violations"] if v["impact"] in ("serious", "critical")]
+    summary = [
+        {
+            "rule": v["id"],
+            "impact": v["impact"],
+            "help": v["help"],
+            "nodes": [n["html"] for n in v["nodes"][:3]],
+        }
+        for v in bad
+    ]
+    assert not bad, f"axe on {page.url}:\n{json.dumps(summary, indent=2, ensure_ascii=False)}"
+    seen.append(page.url)
+
+
+def axe_page(browser: Any, *, language: str) -> Any:
+    """axe needs JavaScript; the no-JavaScript walks are checked with it on the same pages."""
+    return open_page(browser, javascript=True, language=language)
+
+
+# --- the walk ------------------------------------------------------------------------------------
+
+
+def heading(page: Any) -> str:
+    return page.locator("h1").first.inner_text().strip()
+
+
+def others_section(page: Any) -> Any:
+    return page.locator("section.others")
+
+
+def walk(
+    page: Any, world: SimpleNamespace, live: SimpleNamespace, *, javascript: bool, text: Any
+) -> list[str]:
+    """Activation → home → picker → other-account link → login off mid-session → no access."""
+    from playwright.sync_api import expect
+
+    checker = axe_page(page.context.browser, language="de" if text is TEXT["de"] else "en")
+    checked: list[str] = []
+
+    def check_here() -> None:
+        if javascript:
+            assert_accessible(page, checked)  # the page as htmx left it
+            return
+        # axe is a script: without JavaScript, a second tab with this one's cookies loads the page
+        checker.context.add_cookies(page.context.cookies())
+        checker.goto(page.url)
+        assert_accessible(checker, checked)
+
+    # activation from the received email
+    page.goto(world.link)
+    expect(page.locator("h1")).to_have_text(text.welcome)
+    check_here()
+    page.get_by_label(text.new_password, exact=True).fill(PASSWORD)
+    page.get_by_label(text.again, exact=True).fill(PASSWORD)
+    page.get_by_role("button", name=text.activate).click()
+
+    # home: the current account's to-dos, the other accounts with their counts
+    expect(page).to_have_url(f"{live.url}/portal/a/{world.family.id}/")
+    expect(page.locator("h1")).to_have_text("Berger Family")
+    expect(page.get_by_role("heading", name=text.sign)).to_be_visible()
+    expect(page.get_by_text("Sign the 2025 return")).to_be_visible()
+    others = others_section(page)
+    expect(others.get_by_role("heading", name=text.others)).to_be_visible()
+    expect(others.locator("li", has_text="Berger Design GmbH")).to_contain_text(text.one)
+    expect(others.locator("li", has_text="Zeta Trust")).to_contain_text(text.two)
+    check_here()
+
+    # switch with the picker
+    picker = page.get_by_label(text.picker, exact=True)
+    expect(picker.locator("option")).to_have_count(3)
+    if javascript:
+        page.evaluate("window.__sameDocument = true")
+        picker.select_option(label="Zeta Trust")
+        expect(page.locator("h1")).to_have_text("Zeta Trust")
+        expect(page).to_have_url(f"{live.url}/portal/a/{world.trust.id}/")  # HX-Push-Url
+        assert page.evaluate("window.__sameDocument === true"), "htmx should swap, not reload the page"
+        expect(page.get_by_role("button", name=text.switch)).to_have_count(0)
+    else:
+        picker.select_option(label="Zeta Trust")
+        page.get_by_role("button", name=text.switch).click()
+        expect(page).to_have_url(f"{live.url}/portal/a/{world.trust.id}/")
+        expect(page.locator("h1")).to_have_text("Zeta Trust")
+    expect(page.get_by_text("Approve the trust accounts")).to_be_visible()
+    expect(page.get_by_text("Sign the 2025 return")).to_have_count(0)
+    others = others_section(page)
+    expect(others.locator("li", has_text="Berger Family")).to_contain_text(text.two)
+    expect(others.locator("li", has_text="Berger Design GmbH")).to_contain_text(text.one)
+    check_here()
+
+    # the other account's link switches to it
+    others.get_by_role("link", name="Berger Design GmbH").click()
+    expect(page).to_have_url(f"{live.url}/portal/a/{world.design.id}/")
+    expect(page.locator("h1")).to_have_text("Berger Design GmbH")
+    expect(page.get_by_text("Pay invoice 17")).to_be_visible()
+    expect(page.get_by_label(text.picker, exact=True)).to_have_value(str(world.design.id))
+
+    # staff turn login off for the account on screen: the next navigation loses it
+    assert world.firm.api.patch(world.settings(world.design), json={"login": False}).status_code == 200
+    page.get_by_role("link", name=text.profile).click()
+    expect(page.locator("h1")).to_have_text(text.profile)
+    check_here()
+    page.get_by_role("link", name=text.back).click()
+    expect(page).to_have_url(f"{live.url}/portal/a/{world.family.id}/")
+    expect(page.locator("h1")).to_have_text("Berger Family")
+    expect(page.get_by_label(text.picker, exact=True).locator("option")).to_have_text(
+        ["Berger Family", "Zeta Trust"]
+    )
+    expect(page.get_by_text("Berger Design GmbH")).to_have_count(0)
+    expect(page.get_by_text("Pay invoice 17")).to_have_count(0)
+
+    # a stale picker cannot reach an account that is gone
+    assert world.firm.api.patch(world.settings(world.trust), json={"login": False}).status_code == 200
+    picker = page.get_by_label(text.picker, exact=True)
+    picker.select_option(label="Zeta Trust")
+    if javascript:
+        # htmx is told to load the page afresh: the current account, without Zeta Trust
+        expect(page).to_have_url(f"{live.url}/portal/a/{world.family.id}/")
+        expect(page.get_by_label(text.picker, exact=True)).to_have_count(0)  # one account left
+        expect(page.get_by_text("Zeta Trust")).to_have_count(0)
+    else:
+        page.get_by_role("button", name=text.switch).click()
+        expect(page.locator("h1")).to_have_text(text.not_found)
+    page.goto(f"{live.url}/portal/a/{world.design.id}/")
+    expect(page.locator("h1")).to_have_text(text.not_found)
+    check_here()
+
+    # and with login off everywhere: a clear "no access" page, not an error
+    assert world.firm.api.patch(world.settings(world.family), json={"login": False}).status_code == 200
+    page.goto(f"{live.url}/portal/")
+    expect(page.locator("h1")).to_have_text(text.no_access)
+    expect(page.get_by_role("button", name=text.log_out)).to_be_visible()
+    check_here()
+    checker.context.close()
+    return checked
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["javascript", "no-javascript"])
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_r_por_client_with_three_accounts_activates_switches_and_loses_an_account(
+    browser, live, make, smtp, javascript, language
+):
+    world = firm_with_a_client_of_three_accounts(
+        make, smtp, invitation_language=language if language == "de" else None
+    )
+    assert world.mail["Subject"] == TEXT[language].subject
+    page = open_page(browser, javascript=javascript, language=language)
+    try:
+        checked = walk(page, world, live, javascript=javascript, text=TEXT[language])
+    finally:
+        page.context.close()
+    assert len(checked) >= 6
+
+
+def test_r_por_every_signed_out_page_passes_axe(browser, live, make, smtp):
+    """The pages around the portal (start, login with an error, forgot password, a broken link,
+    a reset link, an unknown page), in both languages: no serious or critical violation."""
+    from playwright.sync_api import expect
+
+    world = firm_with_a_client_of_three_accounts(make, smtp, invitation_language=None)
+    for language, text in TEXT.items():
+        page = axe_page(browser, language=language)
+        checked: list[str] = []
+        for path in ("/", "/portal/login", "/portal/password/forgot", "/portal/no-such-page"):
+            page.goto(live.url + path)
+            assert_accessible(page, checked)
+        page.goto(live.url + "/portal/login")
+        page.get_by_label("Email" if language == "en" else "E-Mail", exact=True).fill("nobody@example.com")
+        page.get_by_label("Password" if language == "en" else "Passwort", exact=True).fill("wrong password 1")
+        page.get_by_role("button", name="Log in" if language == "en" else "Anmelden").click()
+        expect(page.get_by_role("alert")).to_be_visible()
+        assert_accessible(page, checked)
+        page.goto(world.link + "x")  # a tampered link
+        expect(page.locator("[data-problem]")).to_be_visible()
+        assert_accessible(page, checked)
+        page.goto(world.link)
+        expect(page.locator("h1")).to_have_text(text.welcome)
+        page.get_by_role("button", name=text.activate).click()  # empty: the errors show
+        expect(page.get_by_role("alert")).to_be_visible()
+        assert_accessible(page, checked)
+        page.context.close()
+        assert len(checked) == 7
