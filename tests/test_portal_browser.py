@@ -102,11 +102,16 @@ def live(app, smtp) -> Iterator[SimpleNamespace]:
     thread.join(timeout=10)
 
 
+# The English walks run on a laptop-sized window, the German ones on a phone.
+VIEWPORTS = {"en": {"width": 1100, "height": 800}, "de": {"width": 390, "height": 844}}
+
+
 def open_page(browser: Any, *, javascript: bool, language: str) -> Any:
     context = browser.new_context(
         java_script_enabled=javascript,
         locale={"en": "en-US", "de": "de-DE"}[language],
-        viewport={"width": 1100, "height": 800},
+        viewport=VIEWPORTS[language],
+        has_touch=language == "de",
     )
     context.set_default_timeout(10_000)
     return context.new_page()
@@ -171,6 +176,8 @@ def assert_accessible(page: Any, seen: list[str]) -> None:
         for v in bad
     ]
     assert not bad, f"axe on {page.url}:\n{json.dumps(summary, indent=2, ensure_ascii=False)}"
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{page.url} scrolls sideways by {overflow}px at {page.viewport_size}"
     seen.append(page.url)
 
 

@@ -37,8 +37,13 @@ def three_accounts(app, make, smtp) -> SimpleNamespace:
 
 def test_r_por_home_shows_open_todos_by_kind_and_other_accounts_with_counts(app, make, smtp):
     s = three_accounts(app, make, smtp)
+    s.world.firm.api.post(
+        f"/accounts/{s.first.id}/todos",
+        json={"kind": "documents_signature", "title": "Sign the engagement letter", "due_date": "2020-01-31"},
+    )
     page = home(s.client)
     body = page.data.decode()
+    assert "Overdue since Jan 31, 2020" in body  # said in words, not only in red
     assert page.status_code == 200 and "Berger Family" in body
     assert "Documents to sign" in body and "Sign the 2025 return" in body and "Upload your W-2" in body
     assert "Old" not in body.split("To-dos in your other accounts")[0]  # done to-dos are gone
