@@ -7,7 +7,11 @@ rendered in a job, without a request: they say which language they want with `fo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from flask import Flask, g, has_request_context, request
+from flask_babel import force_locale
 from flask_login import current_user
 
 from portal_app.extensions import babel
@@ -32,10 +36,32 @@ def select_locale() -> str:
 
 
 def select_timezone() -> str | None:
-    """Times on portal pages are in the user's own time zone (profile), else UTC."""
-    if not has_request_context() or not (current_user and current_user.is_authenticated):
+    """Times on portal pages are in the user's own time zone (profile), else UTC. Emails say
+    UTC whoever's request happens to render them (in-process jobs)."""
+    if not has_request_context() or g.get("rendering_email") or not current_user.is_authenticated:
         return None
-    return getattr(current_user, "timezone", None)
+    from portal_app.models import PortalUser
+
+    user = current_user._get_current_object()
+    return user.timezone if isinstance(user, PortalUser) else None
+
+
+@contextmanager
+def email_locale(language: str) -> Iterator[None]:
+    """Render an email in the recipient's language, with times in UTC, inside or outside a request."""
+    rendering = g.get("rendering_email")
+    babel_state = g.get("_flask_babel")  # flask-babel caches the page's time zone here
+    cached_zone = getattr(babel_state, "babel_tzinfo", None)
+    g.rendering_email = True
+    if babel_state is not None:
+        babel_state.babel_tzinfo = None
+    try:
+        with force_locale(language):
+            yield
+    finally:
+        g.rendering_email = rendering
+        if babel_state is not None:
+            babel_state.babel_tzinfo = cached_zone
 
 
 def init_app(app: Flask) -> None:

@@ -147,3 +147,26 @@ def test_r_por_german_catalogue_translates_every_portal_and_email_string():
         if isinstance(message, str) and compiled.gettext(key) != entry.string:
             problems.append(f"stale compiled catalogue (run make translations): {key!r}")
     assert not problems, "\n".join(sorted(problems))
+
+
+def test_emails_say_utc_and_their_own_language_even_inside_a_portal_users_request(app, make, smtp):
+    """In-process jobs may render an email during someone's request: the email keeps its
+    recipient's language and UTC times, and the page keeps the user's own afterwards."""
+    import flask_babel
+    from flask_login import login_user
+    from sqlalchemy import select
+
+    from portal_app.extensions import db
+    from portal_app.i18n import email_locale
+    from portal_app.models import PortalUser
+
+    s = three_accounts(app, make, smtp)
+    choose_language(s.client, "de")  # and the time zone Europe/Berlin
+    with app.test_request_context("/portal/"):
+        login_user(db.session.scalar(select(PortalUser)))
+        assert str(flask_babel.get_timezone()) == "Europe/Berlin"
+        assert str(flask_babel.get_locale()) == "de"
+        with email_locale("en"):
+            assert str(flask_babel.get_timezone()) == "UTC" and str(flask_babel.get_locale()) == "en"
+        assert str(flask_babel.get_timezone()) == "Europe/Berlin"
+        assert str(flask_babel.get_locale()) == "de"

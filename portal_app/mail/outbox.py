@@ -12,7 +12,7 @@ from flask_babel import force_locale
 from rq import Retry
 
 from portal_app.extensions import db
-from portal_app.i18n import DEFAULT_LANGUAGE, known_language
+from portal_app.i18n import DEFAULT_LANGUAGE, email_locale, known_language
 from portal_app.jobs import defer
 from portal_app.models import Firm, OutboxEmail
 
@@ -89,7 +89,7 @@ def render_message(row: OutboxEmail) -> EmailMessage | None:
     message["Message-ID"] = make_msgid(domain="portico.localhost")
     message["X-Portico-Outbox-Id"] = str(row.id)
     language = known_language(context.get("language")) or DEFAULT_LANGUAGE
-    with force_locale(language):
+    with email_locale(language):
         message.set_content(render_template(f"emails/{row.template}.txt", **context))
         message.add_alternative(render_template(f"emails/{row.template}.html", **context), subtype="html")
     message["Content-Language"] = language  # after set_content, which drops Content-* headers
