@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from email import message_from_bytes, policy
 from typing import Any
 
@@ -12,9 +13,18 @@ from sqlalchemy import select
 from portal_app.extensions import db
 from portal_app.jobs import dispatch_ready_jobs
 from portal_app.mail.transport import dev_mail_dir
-from portal_app.models import ContactEmail, ContactSettings, Firm, OutboxEmail, PortalUser, StaffUser, utcnow
+from portal_app.models import (
+    Account,
+    ContactEmail,
+    ContactSettings,
+    Firm,
+    OutboxEmail,
+    PortalUser,
+    StaffUser,
+    utcnow,
+)
 from portal_app.passwords import hash_password
-from portal_app.services import accounts, contacts, invitations, links, settings
+from portal_app.services import accounts, contacts, invitations, links, settings, todos
 from portal_app.services.audit import Actor
 from portal_app.services.staff import create_firm, create_staff_user, issue_api_token
 from portal_app.transaction import commit
@@ -136,6 +146,36 @@ ACCOUNTS: list[dict[str, Any]] = [
         "settings": {"ken@jansenbuild.example": {"login": True, "notify": True}},
     },
     {"name": "Lara Klein", "type": "individual", "tags": [], "contacts": [("lara", "", 1)], "settings": {}},
+    # the demo invitee belongs to three accounts: the portal's picker and "other accounts" show
+    {
+        "name": "Chen Studio LLC",
+        "type": "company",
+        "company_name": "Chen Studio LLC",
+        "company_address": "55 Water St, Brooklyn NY",
+        "tags": ["company"],
+        "contacts": [("mia", "Owner", 1)],
+        "settings": {"mia.chen@example.com": {"login": True, "notify": True}},
+    },
+    {
+        "name": "Chen Family Trust",
+        "type": "individual",
+        "tags": ["trust"],
+        "contacts": [("mia", "Trustee", 1)],
+        "settings": {"mia.chen@example.com": {"login": True}},
+    },
+]
+
+# (account, kind, title, due in days from the load, or None)
+TODOS: list[tuple[str, str, str, int | None]] = [
+    ("Mia Chen", "documents_signature", "Sign your 2025 tax return (Form 8879)", 14),
+    ("Mia Chen", "documents_upload", "Upload your 2025 W-2 and 1099 forms", 7),
+    ("Mia Chen", "organizers", "Complete the 2025 tax organizer", None),
+    ("Chen Studio LLC", "invoices_payments", "Pay invoice 2026-117 (bookkeeping, October)", 10),
+    ("Chen Studio LLC", "documents_upload", "Upload the November bank statements", 5),
+    ("Chen Studio LLC", "documents_approval", "Approve the Q3 financial statements", None),
+    ("Chen Family Trust", "documents_signature", "Sign the engagement letter for 2026", 21),
+    ("Berger Family", "documents_upload", "Upload the childcare receipts", 12),
+    ("Berger Design GmbH", "documents_approval", "Approve the VAT return for October", 3),
 ]
 
 
@@ -169,7 +209,10 @@ def _invite_demo_client(firm: Firm, admin: StaffUser) -> int:
     )
     assert email is not None
     row = db.session.scalar(
-        select(ContactSettings).where(ContactSettings.email_id == email.id, ContactSettings.login.is_(True))
+        select(ContactSettings)
+        .where(ContactSettings.email_id == email.id, ContactSettings.login.is_(True))
+        .order_by(ContactSettings.id)  # her own account first
+        .limit(1)
     )
     assert row is not None
     invitation = invitations.send_invitation(
@@ -242,5 +285,10 @@ def _create_demo_firm() -> Firm:
                 activated_at=utcnow(),
             )
         )
+    by_name = {a.name: a for a in db.session.scalars(select(Account).where(Account.firm_id == firm.id))}
+    today = utcnow().date()
+    for account_name, kind, title, due_in in TODOS:
+        due = today + timedelta(days=due_in) if due_in is not None else None
+        todos.create_todo(by_name[account_name], kind=kind, title=title, due_date=due)
     db.session.flush()
     return firm

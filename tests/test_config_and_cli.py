@@ -140,4 +140,7 @@ def test_demo_load_prints_a_working_invitation_link_and_a_rerun_replaces_it(app)
     page = client.get(new)
     assert page.status_code == 200 and b"mia.chen@example.com" in page.data
     assert activate(client, new).status_code == 302
-    assert b"Chen" in home(client).data
+    body = home(client).data.decode()
+    # the demo client has three accounts with to-dos: the picker and the other accounts show
+    assert '<h1 id="account-name">Mia Chen</h1>' in body and "Sign your 2025 tax return" in body
+    assert body.count("<option") == 3 and "Chen Studio LLC" in body and "3 to-dos" in body
