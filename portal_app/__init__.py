@@ -20,6 +20,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         static_folder="../static",
     )
     register_config(app, test_config)
+    register_proxy(app)
     register_extensions(app)
     register_blueprints(app)
     register_cli(app)
@@ -35,6 +36,15 @@ def register_config(app: Flask, test_config: dict[str, Any] | None) -> None:
     app.config.update(load_config(app.instance_path, env))
     if test_config:
         app.config.update(test_config)
+
+
+def register_proxy(app: Flask) -> None:
+    """Trust X-Forwarded-For/-Proto/-Host/-Port from exactly PROXY_HOPS proxies (opt-in)."""
+    hops = app.config["PROXY_HOPS"]
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]
 
 
 def register_extensions(app: Flask) -> None:

@@ -35,6 +35,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, not {raw!r}") from exc
 
 
+def _non_negative(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 0:
+        raise ConfigError(f"{name} must be 0 or more, not {value}")
+    return value
+
+
 def normalise_database_url(url: str) -> str:
     """Pick the driver for the plain ``postgresql://`` form (psycopg 3)."""
     for prefix in ("postgresql://", "postgres://"):
@@ -126,4 +133,7 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "LIMIT_PER_IP": env.get("LIMIT_PER_IP", "") or "30 per 10 minutes",
         "LIMIT_PER_EMAIL": env.get("LIMIT_PER_EMAIL", "") or "6 per 10 minutes",
         "LIMIT_NEW_INVITATION": env.get("LIMIT_NEW_INVITATION", "") or "3 per day",
+        # Behind a TLS-terminating proxy: how many proxies in front of us set X-Forwarded-*
+        # (0 = none; the headers are then ignored, so nobody can spoof scheme or host).
+        "PROXY_HOPS": _non_negative(env, "PROXY_HOPS", 0),
     }

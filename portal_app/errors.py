@@ -51,6 +51,26 @@ HTTP_CODES = {
 }
 
 
+# Flask-WTF's reasons, said the way an API client can act on them.
+API_CSRF_MESSAGES = {
+    "The referrer header is missing.": (
+        "This HTTPS request has no Referer header; cookie-authenticated calls must come from a "
+        "page of this site (or use a bearer token)."
+    ),
+    "The referrer does not match the host.": (
+        "The Referer header names another site than this one; cookie-authenticated calls must come "
+        "from a page of this site (behind a proxy, set PROXY_HOPS so the host is known)."
+    ),
+}
+
+
+def api_csrf_message(reason: str) -> str:
+    """Which CSRF check failed: the token (missing, invalid) or the HTTPS referrer check."""
+    if reason in API_CSRF_MESSAGES:
+        return API_CSRF_MESSAGES[reason]
+    return f"{reason} Send the csrf_token from /api/v1/auth/me as the X-CSRFToken header.".strip()
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def handle_domain_error(error: DomainError) -> tuple[Response | str, int]:
@@ -76,8 +96,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def handle_csrf_error(error: CSRFError) -> tuple[Response | str, int]:
         if wants_json():
-            message = "Send the csrf_token from /api/v1/auth/me as the X-CSRFToken header."
-            return error_response(403, "csrf_failed", message), 403
+            return error_response(403, "csrf_failed", api_csrf_message(error.description or "")), 403
         message = _(
             "This form has expired or was not sent from this site. Go back, reload the page and try again."
         )

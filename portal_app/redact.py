@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 
 TOKEN_PATH = re.compile(r"(/portal/(?:activate|password/reset)/)[^\s/?\"]+")
 
@@ -13,10 +14,22 @@ def redact(text: str) -> str:
     return TOKEN_PATH.sub(r"\1[redacted]", text)
 
 
+def _redact_value(value: object) -> object:
+    return redact(value) if isinstance(value, str) else value
+
+
 class RedactTokens(logging.Filter):
+    """Redact token paths in a record's message and arguments.
+
+    werkzeug logs with positional arguments (a tuple); gunicorn's access log passes one mapping
+    of atoms (``%(r)s``, ``%(U)s`` …), which must stay a mapping for its format to work."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        args = record.args
+        if isinstance(args, Mapping):
+            record.args = {key: _redact_value(value) for key, value in args.items()}
+        elif args:
+            record.args = tuple(_redact_value(a) for a in args)
         record.msg = redact(str(record.msg))
         return True
 
