@@ -169,6 +169,7 @@ class SmtpSink:
         from aiosmtpd.controller import Controller
 
         self.messages: list[EmailMessage] = []
+        self.connections: list[int] = []  # the SMTP session each message came over, in order
         self.port = free_port()
         sink = self
 
@@ -178,11 +179,14 @@ class SmtpSink:
             ) -> str:
                 if address.startswith("reject"):
                     return "550 No such mailbox"
+                if address.startswith("busy"):
+                    return "421 Try again later"
                 envelope.rcpt_tos.append(address)
                 return "250 OK"
 
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
                 sink.messages.append(message_from_bytes(envelope.content, policy=policy.default))  # type: ignore[arg-type]
+                sink.connections.append(id(session))
                 return "250 OK"
 
         self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
@@ -206,13 +210,13 @@ class SmtpSink:
 
 
 def run_worker(app: Flask) -> None:
-    """Drain the rq queue with rq's SimpleWorker, each job in the app's context."""
-    from portal_app.cli.jobs import AppSimpleWorker
+    """Drain the rq queue with the production worker class (no fork), each job in the app's context."""
+    from portal_app.cli.jobs import AppWorker
     from portal_app.jobs import get_queue
 
     with app.app_context():
         queue = get_queue()
-        worker = AppSimpleWorker([queue], connection=queue.connection)
+        worker = AppWorker([queue], connection=queue.connection)
         worker.app = app
         worker.work(burst=True, with_scheduler=False)
 

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 
 from portal_app.extensions import db
 from portal_app.jobs import QUEUE_NAME
-from portal_app.jobs.mail import TransientDeliveryError, deliver_outbox_email, sweep_outbox
+from portal_app.jobs.mail import deliver_outbox_email, drain_outbox, sweep_outbox
 from portal_app.mail.outbox import queue_email
 from portal_app.models import OutboxEmail, utcnow
 from portal_app.transaction import commit
@@ -118,8 +118,7 @@ def test_r_rel_1_smtp_failures_retry_with_backoff_then_end_failed(app):
     with in_app(app) as session:
         outbox_id = _queue_plain()
         session.commit()
-        with pytest.raises(TransientDeliveryError):
-            deliver_outbox_email(outbox_id)
+        assert deliver_outbox_email(outbox_id) == "pending"  # back in line, with a backoff
         row = _outbox(session, outbox_id)
         assert (row.state, row.attempts) == ("pending", 1)
         assert (
@@ -181,7 +180,7 @@ def test_dev_mail_is_not_served_in_production(tmp_path):
     assert production.test_client().get("/dev/mail").status_code == 404
 
 
-def test_flask_worker_burst_command_delivers_in_a_forked_work_horse(app, redis_url, smtp, database_url):
+def test_flask_worker_burst_command_delivers(app, redis_url, smtp, database_url):
     """The real `flask --app wsgi worker --burst` process drains the queue."""
     app.config["MAIL_URL"] = smtp.url
     with in_app(app):
@@ -244,3 +243,96 @@ def test_worker_and_cron_refuse_to_start_without_redis(app):
     for command in (["worker", "--burst"], ["cron"]):
         result = runner.invoke(args=command)
         assert result.exit_code != 0 and "REDIS_URL" in result.output
+
+
+# --- batched delivery (issue 15) -------------------------------------------------------------------
+
+
+def test_r_rel_1_a_transaction_of_many_emails_is_one_job_sent_over_one_connection(app, redis_url, smtp):
+    app.config["MAIL_URL"] = smtp.url
+    with in_app(app):
+        ids = [_queue_plain(to=f"client{n}@example.com") for n in range(450)]
+        commit()
+    assert _queued(redis_url) == 1  # one delivery job for the transaction, not one per email
+    run_worker(app)
+    messages = smtp.wait_for(450)
+    assert sorted(m["To"] for m in messages) == sorted(f"client{n}@example.com" for n in range(450))
+    assert len(set(smtp.connections)) == 1
+    with in_app(app) as session:
+        states = session.scalars(select(OutboxEmail.state).where(OutboxEmail.id.in_(ids))).all()
+        assert set(states) == {"sent"}
+
+
+def test_r_rel_1_a_refused_or_busy_recipient_fails_alone_and_the_batch_goes_on(app, smtp):
+    app.config["MAIL_URL"] = smtp.url
+    with in_app(app) as session:
+        before = _queue_plain(to="before@example.com")
+        busy = _queue_plain(to="busy@example.com")
+        refused = _queue_plain(to="reject@example.com")
+        after = _queue_plain(to="after@example.com")
+        session.commit()
+        assert drain_outbox() == {"sent": 2, "retrying": 1, "failed": 1}
+        assert [m["To"] for m in smtp.wait_for(2)] == ["before@example.com", "after@example.com"]
+        assert len(set(smtp.connections)) == 2  # reconnected after the 421
+        assert _outbox(session, before).state == _outbox(session, after).state == "sent"
+        assert (_outbox(session, busy).state, _outbox(session, busy).attempts) == ("pending", 1)
+        assert "421" in _outbox(session, busy).last_error
+        assert _outbox(session, refused).state == "failed"
+
+
+def test_r_rel_1_two_worker_processes_share_the_outbox_and_send_each_email_once(
+    app, redis_url, smtp, database_url
+):
+    """Two real `flask worker --burst` processes drain the same outbox at once (SKIP LOCKED)."""
+    app.config["MAIL_URL"] = smtp.url
+    with in_app(app):
+        ids = [_queue_plain(to=f"client{n}@example.com") for n in range(1200)]
+        commit()
+    queue = Queue(QUEUE_NAME, connection=Redis.from_url(redis_url))
+    queue.enqueue(drain_outbox)  # a second job, so both workers have one to run
+    env = dict(
+        os.environ,
+        PORTICO_ENV="development",
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        MAIL_URL=smtp.url,
+        SECRET_KEY="w" * 48,
+        PORTICO_INSTANCE_PATH=str(Path(app.config["DEV_MAIL_DIR"]).parent),
+    )
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--burst"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(2)
+    ]
+    outputs = [w.communicate(timeout=120)[0].decode() for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    messages = smtp.wait_for(1200)
+    addresses = [m["To"] for m in messages]
+    assert len(addresses) == 1200 and len(set(addresses)) == 1200  # none lost, none twice
+    assert len(set(smtp.connections)) >= 2  # both workers sent some
+    with in_app(app) as session:
+        states = session.scalars(select(OutboxEmail.state).where(OutboxEmail.id.in_(ids))).all()
+        assert set(states) == {"sent"}
+
+
+def test_every_email_has_date_and_message_id_and_system_mail_says_auto_submitted(app, smtp, make):
+    app.config.update(MAIL_URL=smtp.url, MAIL_FROM="Harbor & Finch <portal@harborfinch.example>")
+    firm = make.firm()
+    account = make.account(firm.id)
+    email = account.contacts[0].emails[0]
+    firm.api.patch(
+        f"/accounts/{account.id}/contact-settings/{email.id}", json={"login": True, "send_invitation": True}
+    )
+    with in_app(app):
+        _queue_plain(to="someone@example.com")  # a person's email, not system mail
+        commit()
+    invitation, plain = smtp.wait_for(2)
+    for message in (invitation, plain):
+        assert message["Date"] and message["Message-ID"].endswith("@harborfinch.example>")
+    assert invitation["Auto-Submitted"] == "auto-generated"
+    assert plain["Auto-Submitted"] is None

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
-from rq import Queue, SimpleWorker, Worker
+from rq import Queue, SimpleWorker
 from rq.job import Job
 
 from portal_app.extensions import db
@@ -41,12 +40,13 @@ class AppContextMixin:
                 db.session.remove()
 
 
-class AppWorker(AppContextMixin, Worker):
-    """The production worker: each job in a forked work horse."""
+class AppWorker(AppContextMixin, SimpleWorker):
+    """The production worker: every job in this warm process, not in a forked work horse.
 
-
-class AppSimpleWorker(AppContextMixin, SimpleWorker):
-    """The same, in this process (tests, debugging)."""
+    Forking a cold child per job reloaded the Babel catalogues, recompiled the Jinja email
+    templates and SQLAlchemy statements and opened new connections for every email; here they
+    stay warm across jobs. rq still enforces job timeouts (by signal, in this process); a worker
+    killed mid-job leaves its outbox rows ``sending`` for the sweep (at most once, R-REL-1)."""
 
 
 def _require_redis(app: Flask) -> None:
@@ -56,17 +56,15 @@ def _require_redis(app: Flask) -> None:
 
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Drain the queue, then exit.")
+@click.option("--max-jobs", type=click.IntRange(min=1), default=None, help="Exit after this many jobs.")
 @with_appcontext
-def worker_command(burst: bool) -> None:
+def worker_command(burst: bool, max_jobs: int | None) -> None:
     """Run an rq worker on queue 'portico' (with rq's scheduler for retries)."""
     app: Any = current_app._get_current_object()  # type: ignore[attr-defined]
     _require_redis(app)
-    engine = db.engine
-    # A forked work horse must not share the parent's database connections.
-    os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
     worker = AppWorker([Queue(QUEUE_NAME, connection=get_redis())], connection=get_redis())
     worker.app = app
-    worker.work(burst=burst, with_scheduler=True)
+    worker.work(burst=burst, with_scheduler=True, max_jobs=max_jobs)
 
 
 @click.command("cron")

@@ -26,6 +26,13 @@ def defer(func: Callable[..., Any], *args: Any, retry: Retry | None = None) -> N
     db.session.info.setdefault(DEFERRED, []).append((func, args, retry))
 
 
+def defer_once(func: Callable[..., Any], *args: Any, retry: Retry | None = None) -> None:
+    """Like ``defer``, but a job already deferred by this transaction is not deferred again."""
+    deferred = db.session.info.setdefault(DEFERRED, [])
+    if not any(f is func and a == args for f, a, _ in deferred):
+        deferred.append((func, args, retry))
+
+
 def get_redis() -> Redis:
     """Return the app's Redis connection (REDIS_URL)."""
     ext = current_app.extensions

@@ -2,31 +2,44 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from email.message import EmailMessage
-from email.utils import make_msgid
+from collections.abc import Callable, Iterable
+from email.utils import formatdate, make_msgid, parseaddr
 from typing import Any
 
 from flask import current_app, render_template
 from flask_babel import force_locale
 from rq import Retry
+from sqlalchemy import select
 
 from portal_app.extensions import db
 from portal_app.i18n import DEFAULT_LANGUAGE, email_locale, known_language
-from portal_app.jobs import defer
+from portal_app.jobs import defer_once
+from portal_app.mail.mime import RenderedEmail, address_value, build_alternative, header_value
 from portal_app.models import Firm, OutboxEmail
 
-# Seconds between delivery attempts (rq retries; the sweep catches anything rq lost).
+# Seconds between delivery attempts of one row (the sweep re-enqueues rows whose turn has come).
 RETRY_INTERVALS = [30, 120, 600, 1800]
 
+# Kinds a person at the firm wrote; every other kind is system mail (RFC 3834 Auto-Submitted),
+# so that out-of-office replies do not answer it.
+PERSONAL_KINDS = frozenset({"plain", "reply"})
+
 # Per-template builders that add context only the job may hold (e.g. a freshly minted link).
-ContextBuilder = Callable[[OutboxEmail], dict[str, Any]]
+ContextBuilder = Callable[[OutboxEmail], dict[str, Any] | None]
+# Per-template loaders that read what a batch's builders need in a few queries, not one per row;
+# they return the rows they loaded, which the caller holds (the session's identity map is weak).
+Prefetcher = Callable[[list[OutboxEmail]], list[Any]]
 CONTEXT_BUILDERS: dict[str, ContextBuilder] = {}
+PREFETCHERS: dict[str, Prefetcher] = {}
 
 
-def register_context_builder(template: str) -> Callable[[ContextBuilder], ContextBuilder]:
+def register_context_builder(
+    template: str, *, prefetch: Prefetcher | None = None
+) -> Callable[[ContextBuilder], ContextBuilder]:
     def decorate(func: ContextBuilder) -> ContextBuilder:
         CONTEXT_BUILDERS[template] = func
+        if prefetch is not None:
+            PREFETCHERS[template] = prefetch
         return func
 
     return decorate
@@ -46,10 +59,38 @@ def queue_email(
     """Write an outbox row in the current transaction; it is sent after commit.
 
     `subject` may be a lazy string: it is rendered in the recipient's `language`, like the body."""
+    row = outbox_row(
+        firm_id=firm_id,
+        kind=kind,
+        to_address=to_address,
+        subject=subject,
+        template=template,
+        context=context,
+        invitation_id=invitation_id,
+        language=language,
+    )
+    db.session.add(row)
+    db.session.flush()
+    enqueue_delivery()
+    return row
+
+
+def outbox_row(
+    *,
+    firm_id: int | None,
+    kind: str,
+    to_address: str,
+    subject: Any,
+    template: str,
+    context: dict[str, Any] | None = None,
+    invitation_id: int | None = None,
+    language: str | None = None,
+) -> OutboxEmail:
+    """A new outbox row (not yet added): batch callers add many, then ``enqueue_delivery()``."""
     language = known_language(language) or DEFAULT_LANGUAGE
     with force_locale(language):
         subject = str(subject)
-    row = OutboxEmail(
+    return OutboxEmail(
         firm_id=firm_id,
         kind=kind,
         to_address=to_address,
@@ -58,20 +99,36 @@ def queue_email(
         context={**(context or {}), "language": language},
         invitation_id=invitation_id,
     )
-    db.session.add(row)
-    db.session.flush()
-    enqueue_delivery(row.id)
-    return row
 
 
-def enqueue_delivery(outbox_id: int) -> None:
-    from portal_app.jobs.mail import deliver_outbox_email
+def enqueue_delivery() -> None:
+    """After this transaction commits, a delivery job drains every due outbox row (one job per
+    transaction, however many rows it wrote)."""
+    from portal_app.jobs.mail import drain_outbox
 
-    defer(deliver_outbox_email, outbox_id, retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS))
+    defer_once(drain_outbox, retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS))
 
 
-def render_message(row: OutboxEmail) -> EmailMessage | None:
-    """Render the row into a message, or None when it must no longer be sent."""
+def prefetch_for(rows: Iterable[OutboxEmail]) -> list[Any]:
+    """Load what rendering the rows will read (firms, and what their context builders need) in a
+    few queries per batch; hold the returned list while rendering."""
+    rows = list(rows)
+    firm_ids = {row.firm_id for row in rows if row.firm_id}
+    loaded: list[Any] = (
+        list(db.session.scalars(select(Firm).where(Firm.id.in_(firm_ids)))) if firm_ids else []
+    )
+    by_template: dict[str, list[OutboxEmail]] = {}
+    for row in rows:
+        by_template.setdefault(row.template, []).append(row)
+    for template, group in by_template.items():
+        loader = PREFETCHERS.get(template)
+        if loader is not None:
+            loaded.extend(loader(group))
+    return loaded
+
+
+def render_message(row: OutboxEmail) -> RenderedEmail | None:
+    """Render the row into the bytes to send, or None when it must no longer be sent."""
     context: dict[str, Any] = dict(row.context)
     builder = CONTEXT_BUILDERS.get(row.template)
     if builder is not None:
@@ -82,15 +139,30 @@ def render_message(row: OutboxEmail) -> EmailMessage | None:
     firm = db.session.get(Firm, row.firm_id) if row.firm_id else None
     context.setdefault("firm_name", firm.name if firm else "Portico")
     context.setdefault("subject", row.subject)
-    message = EmailMessage()
-    message["Subject"] = row.subject
-    message["From"] = current_app.config["MAIL_FROM"]
-    message["To"] = row.to_address
-    message["Message-ID"] = make_msgid(domain="portico.localhost")
-    message["X-Portico-Outbox-Id"] = str(row.id)
     language = known_language(context.get("language")) or DEFAULT_LANGUAGE
     with email_locale(language):
-        message.set_content(render_template(f"emails/{row.template}.txt", **context))
-        message.add_alternative(render_template(f"emails/{row.template}.html", **context), subtype="html")
-    message["Content-Language"] = language  # after set_content, which drops Content-* headers
-    return message
+        text = render_template(f"emails/{row.template}.txt", **context)
+        html = render_template(f"emails/{row.template}.html", **context)
+    sender = current_app.config["MAIL_FROM"]
+    headers = [
+        ("Subject", header_value(row.subject)),
+        ("From", address_value(sender)),
+        ("To", address_value(row.to_address)),
+        ("Date", formatdate(localtime=False, usegmt=True)),
+        ("Message-ID", make_msgid(domain=sender_domain(sender))),
+        ("Content-Language", language),
+        ("X-Portico-Outbox-Id", str(row.id)),
+    ]
+    if row.kind not in PERSONAL_KINDS:
+        headers.append(("Auto-Submitted", "auto-generated"))
+    return RenderedEmail(
+        sender=parseaddr(sender)[1],
+        recipient=row.to_address,
+        data=build_alternative(headers, text, html),
+    )
+
+
+def sender_domain(sender: str) -> str:
+    """The domain of MAIL_FROM, for our Message-IDs (RFC 5322 wants them globally unique)."""
+    address = parseaddr(sender)[1]
+    return address.rpartition("@")[2] or "portico.localhost"

@@ -322,6 +322,7 @@ def _render_account(user: PortalUser, accounts: list[Account], current: Account)
     for item in items:
         groups.setdefault(item.kind, []).append(item)
     firm_name, address = _firm_and_address(user.firm_id, user.email_id)
+    g.default_firm_name = firm_name  # the layout's name, without a second lookup
     context = {
         "accounts": accounts,
         "current": current,

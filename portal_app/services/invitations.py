@@ -9,6 +9,7 @@ database: digest, expiry, address, revocation and single use (R-SEC-6).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -17,11 +18,11 @@ from flask import current_app
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from itsdangerous import SignatureExpired
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 
 from portal_app import tokens
 from portal_app.extensions import db
-from portal_app.mail.outbox import queue_email, register_context_builder
+from portal_app.mail.outbox import enqueue_delivery, outbox_row, queue_email, register_context_builder
 from portal_app.models import (
     Account,
     ContactEmail,
@@ -81,9 +82,30 @@ def send_invitation(
     `language` (en, de) is the email's and the activation page's; without it the email is in the
     language of the address's earlier portal login, if any, else English, and the page follows
     the browser."""
-    if not settings.login:
+    [invitation] = send_invitations([settings], sent_by=sent_by, message=message, language=language)
+    return invitation
+
+
+def send_invitations(
+    rows: Sequence[ContactSettings],
+    *,
+    sent_by: StaffUser | None,
+    message: str = "",
+    language: str | None = None,
+) -> list[Invitation]:
+    """Invite many (account, email) rows at once, in a fixed number of statements per call:
+    earlier open invitations of each pair are replaced, one invitation and one outbox row per
+    pair are inserted, and one delivery job follows the commit (R-LOG-1, R-LOG-5)."""
+    if not rows:
+        return []
+    if any(not settings.login for settings in rows):
         raise Conflict("Turn login on for this email before inviting it.", code="login_off")
-    if activated_user(settings.email_id) is not None:
+    email_ids = sorted({settings.email_id for settings in rows})
+    users = {
+        user.email_id: user
+        for user in db.session.scalars(select(PortalUser).where(PortalUser.email_id.in_(email_ids)))
+    }
+    if any(users.get(settings.email_id) and users[settings.email_id].is_active for settings in rows):
         raise Conflict("This email has already activated its portal login.", code="already_activated")
     message = (message or "").strip()
     if len(message) > MAX_MESSAGE_LENGTH:
@@ -91,32 +113,58 @@ def send_invitation(
             "The personal message is too long.",
             fields={"invitation_message": [f"At most {MAX_MESSAGE_LENGTH} characters."]},
         )
-    revoke_outstanding(email_id=settings.email_id, account_id=settings.account_id, reason="replaced")
-    email = db.session.get(ContactEmail, settings.email_id)
-    assert email is not None
-    invitation = Invitation(
-        firm_id=settings.firm_id,
-        account_id=settings.account_id,
-        email_id=email.id,
-        address=email.address,
-        message=message,
-        language=language,
-        sent_by_id=sent_by.id if sent_by else None,
-    )
-    db.session.add(invitation)
+    now = utcnow()
+    pairs = [(settings.account_id, settings.email_id) for settings in rows]
+    for start in range(0, len(pairs), 1000):
+        db.session.execute(
+            update(Invitation)
+            .where(
+                tuple_(Invitation.account_id, Invitation.email_id).in_(pairs[start : start + 1000]),
+                Invitation.revoked_at.is_(None),
+                Invitation.accepted_at.is_(None),
+            )
+            .values(revoked_at=now, revoked_reason="replaced")
+            .execution_options(synchronize_session=False)
+        )
+    addresses = {
+        email_id: address
+        for email_id, address in db.session.execute(
+            select(ContactEmail.id, ContactEmail.address).where(ContactEmail.id.in_(email_ids))
+        )
+    }
+    invitations = [
+        Invitation(
+            firm_id=settings.firm_id,
+            account_id=settings.account_id,
+            email_id=settings.email_id,
+            address=addresses[settings.email_id],
+            message=message,
+            language=language,
+            sent_by_id=sent_by.id if sent_by else None,
+        )
+        for settings in rows
+    ]
+    db.session.add_all(invitations)
     db.session.flush()
-    earlier = db.session.scalar(select(PortalUser.language).where(PortalUser.email_id == email.id))
-    queue_email(
-        firm_id=settings.firm_id,
-        kind="invitation",
-        to_address=email.address,
-        subject=_l("%(firm)s invites you to your client portal", firm=_firm_name(settings.firm_id)),
-        template="invitation",
-        context={"message": message, "staff_name": (sent_by.name or sent_by.email) if sent_by else ""},
-        invitation_id=invitation.id,
-        language=language or earlier,
+    firm_names = {firm_id: _firm_name(firm_id) for firm_id in {settings.firm_id for settings in rows}}
+    staff_name = (sent_by.name or sent_by.email) if sent_by else ""
+    db.session.add_all(
+        outbox_row(
+            firm_id=invitation.firm_id,
+            kind="invitation",
+            to_address=invitation.address,
+            subject=_l("%(firm)s invites you to your client portal", firm=firm_names[invitation.firm_id]),
+            template="invitation",
+            context={"message": message, "staff_name": staff_name},
+            invitation_id=invitation.id,
+            language=language
+            or (users[invitation.email_id].language if invitation.email_id in users else None),
+        )
+        for invitation in invitations
     )
-    return invitation
+    db.session.flush()
+    enqueue_delivery()
+    return invitations
 
 
 def grant_access(settings: ContactSettings) -> OutboxEmail:
@@ -186,7 +234,19 @@ def address_changed(email: ContactEmail, old_address: str) -> None:
 # --- the invitation link -----------------------------------------------------------------------
 
 
-@register_context_builder("invitation")
+def _load_invitations(rows: list[OutboxEmail]) -> list[Any]:
+    """A batch's invitations and their emails in two queries (the builder then reads them from
+    the session's identity map)."""
+    ids = [row.invitation_id for row in rows if row.invitation_id]
+    if not ids:
+        return []
+    invitations = db.session.scalars(select(Invitation).where(Invitation.id.in_(ids))).all()
+    email_ids = {invitation.email_id for invitation in invitations}
+    emails = db.session.scalars(select(ContactEmail).where(ContactEmail.id.in_(email_ids))).all()
+    return [*invitations, *emails]
+
+
+@register_context_builder("invitation", prefetch=_load_invitations)
 def _invitation_link(row: OutboxEmail) -> dict[str, Any] | None:
     """Mint the link inside the job; None (send nothing) if the invitation died meanwhile."""
     invitation = db.session.get(Invitation, row.invitation_id) if row.invitation_id else None
