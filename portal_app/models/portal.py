@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal_app.extensions import db
 from portal_app.models.accounts import ContactEmail
-from portal_app.models.firm import new_session_token
+from portal_app.models.firm import Firm, new_session_token
 from portal_app.orm import BigId, UTCDateTime, utcnow
 
 INVITATION_REVOKE_REASONS = ("revoked", "replaced", "email_changed", "login_off")
@@ -32,7 +32,9 @@ class PortalUser(db.Model):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+    # Every portal page needs the address and the firm's name: loaded with the user, one query.
     email: Mapped[ContactEmail] = relationship(lazy="joined")
+    firm: Mapped[Firm] = relationship(lazy="joined")
 
     is_authenticated = True
     is_anonymous = False
