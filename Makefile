@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FLASK := PORTICO_ENV=development $(BIN)/flask --app wsgi
 
-.PHONY: run test lint install clean translations messages
+.PHONY: run test lint install clean translations messages bench
 
 # German (and any later) catalogues: .po files are the source, .mo files are built.
 PO_FILES := $(wildcard portal_app/translations/*/LC_MESSAGES/messages.po)
@@ -39,6 +39,10 @@ run: $(STAMP) translations
 
 test: $(STAMP) translations
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Every benchmark in bench/ (PostgreSQL and Redis on this machine, gunicorn, wrk); one table at the end.
+bench: $(STAMP) translations
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -8,7 +8,7 @@ measured in the same run.
 
     .venv/bin/python bench/account_list.py                # 1 000, 10 000, 100 000 accounts
     .venv/bin/python bench/account_list.py --sizes 1000   # quicker
-    BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1/portico_bench  (default; created if missing)
+    The data lives in a PostgreSQL database of its own, created for the run and dropped after it.
 
 Targets: Portico ≤ 2× the reference; latency at 100 000 ≤ 1.5× latency at 1 000.
 """
@@ -16,25 +16,23 @@ Targets: Portico ≤ 2× the reference; latency at 100 000 ≤ 1.5× latency at 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import psycopg
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from portal_app import create_app  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import build_app, own_database, report, time_ratio  # noqa: E402
+
 from portal_app.extensions import db  # noqa: E402
 from portal_app.services.staff import create_firm, create_staff_user, issue_api_token  # noqa: E402
 from portal_app.transaction import commit  # noqa: E402
 
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/portico_bench"
 FIRST = ["anna", "ben", "chen", "dana", "eli", "fatima", "george", "hana", "ivan", "julia", "kofi", "lena"]
 LAST = ["berger", "smith", "garcia", "ito", "novak", "okafor", "larsen", "dubois", "rossi", "khan", "weber"]
 SCENARIOS = {
@@ -116,35 +114,6 @@ SELECT %(firm)s, %(base)s + g, (ARRAY['vip', '1040', 'payroll'])[1 + g %% 3]
 """
 
 
-def ensure_database(url: str) -> None:
-    parsed = make_url(url)
-    admin = parsed.set(database="postgres").render_as_string(hide_password=False)
-    with psycopg.connect(admin.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (parsed.database,)).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{parsed.database}"')
-
-
-def build_app(url: str):
-    app = create_app(
-        {
-            "ENV": {
-                "PORTICO_ENV": "development",
-                "DATABASE_URL": url,
-                "SECRET_KEY": "bench-secret-key-0123456789-abcdefghijkl",
-                "REDIS_URL": "",
-                "MAIL_URL": "",
-            },
-            "DEV_MAIL_DIR": tempfile.mkdtemp(),
-        }
-    )
-    from flask_migrate import upgrade
-
-    with app.app_context():
-        upgrade()
-    return app
-
-
 def seed(app, conn: psycopg.Connection, n: int) -> tuple[int, str]:
     with app.app_context():
         firm = create_firm(f"Bench firm {n}")
@@ -190,16 +159,14 @@ def main() -> int:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--repeat", type=int, default=40)
     args = parser.parse_args()
-    url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
-    ensure_database(url)
+    with own_database("accounts") as url:
+        return run(url, args)
+
+
+def run(url: str, args: argparse.Namespace) -> int:
     app = build_app(url)
-    with app.app_context():
-        with db.engine.begin() as c:
-            tables = c.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars()
-            names = ", ".join(t for t in tables if t != "alembic_version")
-            c.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     client = app.test_client()
-    conn = psycopg.connect(url.replace("postgresql+psycopg", "postgresql"))
+    conn = psycopg.connect(url)
     results: dict[tuple[int, str], tuple[float, float]] = {}
     for n in [int(s) for s in args.sizes.split(",")]:
         started = time.perf_counter()
@@ -225,17 +192,22 @@ def main() -> int:
             results[(n, label)] = (portico, reference)
     conn.close()
 
-    print()
-    print(f"{'accounts':>8}  {'list':<27} {'Portico ms':>10} {'1 SQL ms':>9} {'ratio':>6}  target ≤ 2.0")
-    for (n, label), (portico, reference) in results.items():
-        print(f"{n:>8}  {label:<27} {portico:>10.2f} {reference:>9.2f} {portico / reference:>6.2f}")
+    with app.app_context():
+        db.engine.dispose()
+    figures = [
+        time_ratio(f"account list, {label}, {n:,} accounts", portico, reference, "ms", 2.0)
+        for (n, label), (portico, reference) in results.items()
+    ]
     sizes = sorted({n for n, _ in results})
     if len(sizes) > 1:
-        print()
-        print(f"scaling {sizes[-1]} vs {sizes[0]} accounts (Portico latency ratio, target ≤ 1.5)")
         for label in SCENARIOS:
             small, large = results[(sizes[0], label)][0], results[(sizes[-1], label)][0]
-            print(f"          {label:<27} {large / small:>6.2f}")
+            figures.append(
+                time_ratio(
+                    f"account list, {label}, {sizes[-1]:,} vs {sizes[0]:,} accounts", large, small, "ms", 1.5
+                )
+            )
+    report(figures)
     return 0
 
 

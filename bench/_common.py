@@ -1,0 +1,143 @@
+"""What every benchmark shares: a PostgreSQL database of its own (created with a unique name and
+dropped afterwards), the app on it, and figures reported in one shape for `make bench`.
+
+A figure is (name, Portico, reference, unit, target, met): `ratio` is Portico / reference
+for times (lower is better) or reference / Portico for throughputs, as the target says.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SERVER_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+SECRET_KEY = "bench-secret-key-0123456789-abcdefghijkl"
+
+
+@dataclass
+class Figure:
+    name: str
+    portico: float
+    reference: float
+    unit: str
+    ratio: float
+    target: str
+    met: bool
+    note: str = ""
+
+
+def time_ratio(
+    name: str, portico: float, reference: float, unit: str, limit: float, note: str = ""
+) -> Figure:
+    """A figure where Portico should take at most ``limit`` × the reference."""
+    ratio = portico / reference if reference else float("inf")
+    return Figure(name, portico, reference, unit, ratio, f"≤ {limit:g}×", ratio <= limit, note)
+
+
+def share(name: str, portico: float, reference: float, unit: str, minimum: float, note: str = "") -> Figure:
+    """A figure where Portico should reach at least ``minimum`` of the reference's throughput."""
+    ratio = portico / reference if reference else 0.0
+    return Figure(name, portico, reference, unit, ratio, f"≥ {minimum:.0%}", ratio >= minimum, note)
+
+
+def absolute(name: str, portico: float, unit: str, limit: float, note: str = "") -> Figure:
+    """A figure with a fixed ceiling (seconds, MB) rather than a reference."""
+    return Figure(name, portico, limit, unit, portico / limit, f"≤ {limit:g} {unit}", portico <= limit, note)
+
+
+def report(figures: list[Figure]) -> None:
+    """Print the figures as a table; with BENCH_JSON set, also append them there for `make bench`."""
+    print(table(figures))
+    path = os.environ.get("BENCH_JSON")
+    if path:
+        with open(path, "a", encoding="utf-8") as out:
+            for figure in figures:
+                out.write(json.dumps(asdict(figure)) + "\n")
+
+
+def table(figures: list[Figure]) -> str:
+    header = f"{'figure':<58} {'Portico':>12} {'reference':>12} {'ratio':>8}  {'target':<12} result"
+    lines = [header, "-" * len(header)]
+    for f in figures:
+        ratio = f"{f.ratio:.0%}" if f.target.startswith("≥") else f"{f.ratio:.2f}×"
+        lines.append(
+            f"{f.name:<58} {_value(f.portico, f.unit):>12} {_value(f.reference, f.unit):>12} {ratio:>8}  "
+            f"{f.target:<12} {'met' if f.met else 'MISSED'}{'  ' + f.note if f.note else ''}"
+        )
+    return "\n".join(lines)
+
+
+def _value(value: float, unit: str) -> str:
+    if unit == "req/s":
+        return f"{value:,.0f} {unit}"
+    if value >= 100:
+        return f"{value:,.0f} {unit}"
+    return f"{value:.2f} {unit}"
+
+
+@contextmanager
+def own_database(label: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for this run (unique name), dropped afterwards."""
+    name = f"portico_bench_{label}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(f"{SERVER_URL}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{SERVER_URL}/{name}"
+    finally:
+        with psycopg.connect(f"{SERVER_URL}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def app_env(database_url: str, **extra: str) -> dict[str, str]:
+    return {
+        "PORTICO_ENV": "development",
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": SECRET_KEY,
+        "REDIS_URL": "",
+        "MAIL_URL": "",
+        **extra,
+    }
+
+
+def build_app(database_url: str, *, migrate: bool = True, **env: str) -> Any:
+    from portal_app import create_app
+
+    app = create_app({"ENV": app_env(database_url, **env), "DEV_MAIL_DIR": tempfile.mkdtemp()})
+    if migrate:
+        from flask_migrate import upgrade
+
+        with app.app_context():
+            upgrade()
+    return app
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The peak resident memory of a live process (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def wait_until(predicate: Any, timeout: float, interval: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
