@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Response, jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from portal_app.models import Account
 from portal_app.services import accounts, contacts, links
-from portal_app.services.account_list import AccountRow, account_flags, list_accounts
+from portal_app.services.account_list import account_flags, list_accounts
 from portal_app.services.errors import Forbidden, ValidationFailed
 from portal_app.transaction import commit
 from staff_api.auth import current_staff
@@ -25,12 +26,9 @@ from staff_api.schemas import (
 blp = Blueprint("accounts", __name__, description="Client accounts and their status.")
 
 
-def account_payload(account: Account, row: AccountRow | None = None) -> dict[str, Any]:
-    if row is None:
-        status, notify, email_sync = account_flags(account.id)
-        tags = account.tag_names
-    else:
-        status, notify, email_sync, tags = row.status, row.notify, row.email_sync, row.tags
+def account_payload(account: Account) -> dict[str, Any]:
+    status, notify, email_sync = account_flags(account.id)
+    tags = account.tag_names
     return {
         "id": str(account.id),
         "name": account.name,
@@ -76,10 +74,29 @@ class Accounts(MethodView):
     @blp.arguments(AccountListArgsSchema, location="query")
     @blp.response(200, AccountPageSchema)
     @blp.alt_response(401, schema=ErrorSchema)
-    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+    def get(self, args: dict[str, Any]) -> Response:
         """List accounts sorted by name, with status, notify and email-sync flags (R-STA-*)."""
         page = list_accounts(current_staff().firm_id, **args)
-        return {"items": [account_payload(r.account, r) for r in page.rows], "next_cursor": page.next_cursor}
+        # The list is the busiest call of the SPA: its rows are already plain values, so they go
+        # out as JSON without a schema dump (the schema still documents it, and the fuzz test
+        # checks every answer against that document).
+        items = [
+            {
+                "id": str(r.id),
+                "name": r.name,
+                "type": r.type,
+                "company_name": r.company_name,
+                "company_address": r.company_address,
+                "tags": r.tags,
+                "custom_fields": r.custom_fields,
+                "status": r.status,
+                "notify": r.notify,
+                "email_sync": r.email_sync,
+                "created_at": r.created_at.isoformat(),
+            }
+            for r in page.rows
+        ]
+        return jsonify({"items": items, "next_cursor": page.next_cursor})
 
     @blp.arguments(AccountCreateSchema)
     @blp.response(201, AccountSchema)

@@ -115,7 +115,7 @@ def test_demo_load_twice_creates_the_firm_once_with_all_three_statuses(app):
         page = list_accounts(firm_id, limit=100)
         assert 10 <= len(page.rows) <= 15
         assert {row.status for row in page.rows} == {"activated", "pending_activation", "not_activated"}
-        assert {row.account.type for row in page.rows} == {"individual", "company"}
+        assert {row.type for row in page.rows} == {"individual", "company"}
         shared = session.scalars(select(Contact)).all()
         assert any(len(c.links) >= 2 for c in shared) and any(len(c.emails) == 2 for c in shared)
         assert session.scalar(select(func.count()).select_from(PortalUser)) >= 1

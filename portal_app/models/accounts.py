@@ -63,6 +63,8 @@ class Account(db.Model):
     company_address: Mapped[str | None] = mapped_column(Text)
     photo_url: Mapped[str | None] = mapped_column(String(500))
     custom_fields: Mapped[dict] = mapped_column(db.JSON, default=dict)
+    # Lower-cased name, linked contacts' names and emails, for `q` (services/search_text.py).
+    search_text: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -5,17 +5,15 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, literal_column, or_, select, union
-from sqlalchemy.orm import aliased
+from sqlalchemy import ColumnElement, Select, and_, bindparam, case, exists, func, or_, select
 
 from portal_app.extensions import db
 from portal_app.models import (
     Account,
-    AccountContact,
     AccountTag,
-    Contact,
-    ContactEmail,
     ContactSettings,
     PortalUser,
 )
@@ -45,13 +43,48 @@ def _activated_exists(account_id: AccountIdCol = Account.id) -> ColumnElement[bo
     )
 
 
-def account_status_expr(account_id: AccountIdCol = Account.id) -> ColumnElement[str]:
-    """R-STA-1..3 as one SQL expression over the account row."""
-    return case(
-        (_activated_exists(account_id), "activated"),
-        (_settings_exist(ContactSettings.login.is_(True), account_id=account_id), "pending_activation"),
-        else_="not_activated",
+STATUS_BY_LEVEL = {2: "activated", 1: "pending_activation"}
+
+
+def _status_level(account_id: AccountIdCol) -> ColumnElement[int]:
+    """R-STA-1..3 as a number: 2 activated, 1 pending activation, 0 or NULL not activated.
+
+    A scalar subquery (one index lookup per row of the page), never a hashed EXISTS: the planner
+    may hash an EXISTS over every settings row of the firm, which grows with the firm."""
+    activated = (
+        select(func.count())
+        .where(
+            PortalUser.email_id == ContactSettings.email_id,
+            PortalUser.activated_at.is_not(None),
+            PortalUser.password_hash.is_not(None),
+        )
+        .correlate(ContactSettings)
+        .scalar_subquery()
+    )  # 0 or 1: one portal user per email, found through its unique index
+    level = case((ContactSettings.login.is_(True), 1 + activated), else_=0)
+    return select(func.max(level)).where(ContactSettings.account_id == account_id).scalar_subquery()
+
+
+def _any_on(flag: ColumnElement[bool], account_id: AccountIdCol) -> ColumnElement[int]:
+    """R-STA-4: 1 when the flag is on for any linked email of the account (per-row lookup)."""
+    return (
+        select(func.max(case((flag.is_(True), 1), else_=0)))
+        .where(ContactSettings.account_id == account_id)
+        .scalar_subquery()
     )
+
+
+def flag_columns(account_id: AccountIdCol = Account.id) -> tuple[ColumnElement[int], ...]:
+    """Status level, notify and email sync of an account row, for ``read_flags``."""
+    return (
+        _status_level(account_id),
+        _any_on(ContactSettings.notify, account_id),
+        _any_on(ContactSettings.email_sync, account_id),
+    )
+
+
+def read_flags(level: int | None, notify: int | None, email_sync: int | None) -> tuple[str, bool, bool]:
+    return STATUS_BY_LEVEL.get(level or 0, "not_activated"), bool(notify), bool(email_sync)
 
 
 def status_filter(status: str) -> ColumnElement[bool]:
@@ -64,65 +97,20 @@ def status_filter(status: str) -> ColumnElement[bool]:
     return ~_settings_exist(ContactSettings.login.is_(True))
 
 
-def notify_expr(account_id: AccountIdCol = Account.id) -> ColumnElement[bool]:
-    """R-STA-4: true when any linked email of the account has notify on."""
-    return _settings_exist(ContactSettings.notify.is_(True), account_id=account_id)
-
-
-def email_sync_expr(account_id: AccountIdCol = Account.id) -> ColumnElement[bool]:
-    return _settings_exist(ContactSettings.email_sync.is_(True), account_id=account_id)
-
-
 def like_pattern(term: str) -> str:
     escaped = term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
 
-SPACE = literal_column("' '")  # inline, so the expressions match the trigram indexes (0002)
-
-
-def _full_name() -> ColumnElement[str]:
-    return func.lower(
-        Contact.first_name.op("||")(SPACE)
-        .op("||")(Contact.middle_name)
-        .op("||")(SPACE)
-        .op("||")(Contact.last_name)
-    )
-
-
-def _short_name() -> ColumnElement[str]:
-    return func.lower(Contact.first_name.op("||")(SPACE).op("||")(Contact.last_name))
-
-
-def _text_filter(firm_id: int, q: str) -> ColumnElement[bool]:
-    """Name, or any part of a linked contact's name or email (R-STA-4).
-
-    A union of three id lookups, each answered from a trigram index on PostgreSQL (migration
-    0002), instead of an OR of correlated EXISTS that would test every account of the firm.
-    """
-    pattern = like_pattern(q)
-    by_name = select(Account.id).where(
-        Account.firm_id == firm_id, func.lower(Account.name).like(pattern, escape="\\")
-    )
-    by_contact = (
-        select(AccountContact.account_id)
-        .join(Contact, Contact.id == AccountContact.contact_id)
-        .where(
-            Contact.firm_id == firm_id,
-            or_(_full_name().like(pattern, escape="\\"), _short_name().like(pattern, escape="\\")),
-        )
-    )
-    by_email = (
-        select(AccountContact.account_id)
-        .join(ContactEmail, ContactEmail.contact_id == AccountContact.contact_id)
-        .where(ContactEmail.firm_id == firm_id, ContactEmail.address.like(pattern, escape="\\"))
-    )
-    return Account.id.in_(union(by_name, by_contact, by_email))
-
-
 @dataclass
 class AccountRow:
-    account: Account
+    id: int
+    name: str
+    type: str
+    company_name: str | None
+    company_address: str | None
+    custom_fields: dict
+    created_at: datetime
     status: str
     notify: bool
     email_sync: bool
@@ -152,6 +140,60 @@ def decode_cursor(cursor: str) -> tuple[str, int]:
         ) from None
 
 
+def _tag_list(account_id: AccountIdCol) -> ColumnElement[Any]:
+    """The account's tags as one JSON array (sorted in Python: SQLite cannot order inside)."""
+    postgresql = db.session.get_bind().dialect.name == "postgresql"
+    aggregate = func.json_agg(AccountTag.tag) if postgresql else func.json_group_array(AccountTag.tag)
+    return select(aggregate).where(AccountTag.account_id == account_id).scalar_subquery()
+
+
+# One statement per shape of filters, built once with bound parameters: building the SQL
+# expression for every request cost more than running it.
+_PAGE_STATEMENTS: dict[tuple[Any, ...], Select[Any]] = {}
+
+
+def _page_statement(*, search: bool, status: str | None, tag: bool, type: bool, after: bool) -> Select[Any]:
+    dialect = db.session.get_bind().dialect.name
+    key = (dialect, search, status, tag, type, after)
+    statement = _PAGE_STATEMENTS.get(key)
+    if statement is not None:
+        return statement
+    sort_key = func.lower(Account.name)
+    # First the page, walking the (firm_id, lower(name), id) index; only then the flags and tags
+    # over it, one index lookup per row of the page.
+    page = select(
+        Account.id,
+        Account.name,
+        Account.type,
+        Account.company_name,
+        Account.company_address,
+        Account.custom_fields,
+        Account.created_at,
+        sort_key.label("sort_key"),
+    ).where(Account.firm_id == bindparam("firm_id"))
+    if search:
+        page = page.where(Account.search_text.like(bindparam("pattern"), escape="\\"))
+    if status:
+        page = page.where(status_filter(status))
+    if tag:
+        page = page.where(
+            exists().where(
+                AccountTag.account_id == Account.id, func.lower(AccountTag.tag) == bindparam("tag")
+            )
+        )
+    if type:
+        page = page.where(Account.type == bindparam("type"))
+    if after:
+        after_key, after_id = bindparam("after_key"), bindparam("after_id")
+        page = page.where(or_(sort_key > after_key, and_(sort_key == after_key, Account.id > after_id)))
+    rows = page.order_by(sort_key, Account.id).limit(bindparam("limit")).subquery("page")
+    statement = select(rows, *flag_columns(rows.c.id), _tag_list(rows.c.id)).order_by(
+        rows.c.sort_key, rows.c.id
+    )
+    _PAGE_STATEMENTS[key] = statement
+    return statement
+
+
 def list_accounts(
     firm_id: int,
     *,
@@ -162,62 +204,55 @@ def list_accounts(
     limit: int = 50,
     cursor: str | None = None,
 ) -> AccountPage:
-    """One page of accounts sorted by name, in two queries whatever the page size."""
+    """One page of accounts sorted by name, with status, flags and tags, in one query."""
     if status is not None and status not in ACCOUNT_STATUSES:
         raise ValidationFailed(
             "Unknown status.", fields={"status": [f"One of {', '.join(ACCOUNT_STATUSES)}."]}
         )
     limit = max(1, min(limit, MAX_PAGE_SIZE))
-    sort_key = func.lower(Account.name)
-    # First the page, walking the (firm_id, lower(name), id) index; only then the flags over
-    # it, so they are computed for 51 rows rather than (by a hashed plan) for every account.
-    page = select(Account, sort_key.label("sort_key")).where(Account.firm_id == firm_id)
-    if q and q.strip():
-        page = page.where(_text_filter(firm_id, q.strip()))
-    if status:
-        page = page.where(status_filter(status))
+    term = " ".join((q or "").split())  # runs of white space (a newline too) are one space
+    params: dict[str, Any] = {"firm_id": firm_id, "limit": limit + 1}
+    if term:
+        params["pattern"] = like_pattern(term)
     if tag:
-        page = page.where(
-            exists().where(
-                AccountTag.account_id == Account.id, func.lower(AccountTag.tag) == tag.strip().lower()
-            )
-        )
+        params["tag"] = tag.strip().lower()
     if type:
-        page = page.where(Account.type == type)
+        params["type"] = type
     if cursor:
-        after_key, after_id = decode_cursor(cursor)
-        page = page.where(or_(sort_key > after_key, and_(sort_key == after_key, Account.id > after_id)))
-    subquery = page.order_by(sort_key, Account.id).limit(limit + 1).subquery("page")
-    account = aliased(Account, subquery)
-    query = select(
-        account,
-        account_status_expr(account.id).label("status"),
-        notify_expr(account.id).label("notify"),
-        email_sync_expr(account.id).label("email_sync"),
-        subquery.c.sort_key,
-    ).order_by(subquery.c.sort_key, account.id)
-    results = db.session.execute(query).all()
+        params["after_key"], params["after_id"] = decode_cursor(cursor)
+    statement = _page_statement(
+        search=bool(term), status=status, tag=bool(tag), type=bool(type), after=bool(cursor)
+    )
+    results = db.session.execute(statement, params).all()
     has_more = len(results) > limit
-    results = results[:limit]
-    rows = [AccountRow(r[0], r[1], bool(r[2]), bool(r[3])) for r in results]
-    if rows:
-        tags = db.session.execute(
-            select(AccountTag.account_id, AccountTag.tag)
-            .where(AccountTag.account_id.in_([r.account.id for r in rows]))
-            .order_by(AccountTag.tag)
-        ).all()
-        by_account: dict[int, list[str]] = {}
-        for account_id, tag_name in tags:
-            by_account.setdefault(account_id, []).append(tag_name)
-        for row in rows:
-            row.tags = by_account.get(row.account.id, [])
-    next_cursor = encode_cursor(results[-1][4], results[-1][0].id) if has_more else None
-    return AccountPage(rows=rows, next_cursor=next_cursor)
+    rows = [
+        AccountRow(
+            id=r[0],
+            name=r[1],
+            type=r[2],
+            company_name=r[3],
+            company_address=r[4],
+            custom_fields=r[5] or {},
+            created_at=r[6],
+            status=read_flags(r[8], r[9], r[10])[0],
+            notify=bool(r[9]),
+            email_sync=bool(r[10]),
+            tags=sorted(_json_list(r[11])),
+        )
+        for r in results[:limit]
+    ]
+    last = results[limit - 1] if has_more else None
+    return AccountPage(rows=rows, next_cursor=encode_cursor(last[7], last[0]) if last else None)
+
+
+def _json_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    items = json.loads(value) if isinstance(value, str) else value
+    return [item for item in items if item is not None]
 
 
 def account_flags(account_id: int) -> tuple[str, bool, bool]:
     """Status, notify and email-sync for one account."""
-    row = db.session.execute(
-        select(account_status_expr(), notify_expr(), email_sync_expr()).where(Account.id == account_id)
-    ).one()
-    return row[0], bool(row[1]), bool(row[2])
+    row = db.session.execute(select(*flag_columns()).where(Account.id == account_id)).one()
+    return read_flags(*row)

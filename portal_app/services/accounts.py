@@ -8,6 +8,7 @@ from sqlalchemy import delete, select
 
 from portal_app.extensions import db
 from portal_app.models import ACCOUNT_TYPES, Account, AccountTag
+from portal_app.services import search_text
 from portal_app.services.errors import NotFound, ValidationFailed
 from portal_app.services.validation import parse_id
 
@@ -70,6 +71,7 @@ def create_account(firm_id: int, **fields: Any) -> Account:
     db.session.add(account)
     db.session.flush()
     _replace_tags(account, _clean_tags(fields.get("tags") or []))
+    search_text.refresh_accounts([account.id])
     return account
 
 
@@ -96,6 +98,8 @@ def update_account(account: Account, **changes: Any) -> Account:
     if "tags" in changes:
         _replace_tags(account, _clean_tags(changes["tags"] or []))
     db.session.flush()
+    if "name" in changes:
+        search_text.refresh_accounts([account.id])
     return account
 
 

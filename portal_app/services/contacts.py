@@ -8,6 +8,7 @@ from sqlalchemy import delete, select, update
 
 from portal_app.extensions import db
 from portal_app.models import AccountContact, Contact, ContactEmail, ContactSettings
+from portal_app.services import search_text
 from portal_app.services.errors import Conflict, NotFound, ValidationFailed
 from portal_app.services.validation import normalise_email, parse_id
 
@@ -91,6 +92,8 @@ def update_contact(contact: Contact, **changes: Any) -> Contact:
             "A contact needs a first or last name.", fields={"first_name": ["First or last name required."]}
         )
     db.session.flush()
+    if {"first_name", "middle_name", "last_name"} & set(changes):
+        search_text.refresh_for_contact(contact.id)
     return contact
 
 
@@ -98,10 +101,12 @@ def delete_contact(contact: Contact) -> None:
     """Delete a contact unless it is the last contact of an account (R-LNK-2)."""
     from portal_app.services.links import ensure_not_last_contact
 
-    for link in contact.links:
-        ensure_not_last_contact(link.account_id)
+    account_ids = [link.account_id for link in contact.links]
+    for account_id in account_ids:
+        ensure_not_last_contact(account_id)
     db.session.execute(delete(Contact).where(Contact.id == contact.id))
     db.session.expunge(contact)
+    search_text.refresh_accounts(account_ids)
 
 
 def add_email(contact: Contact, *, address: str, label: str = "", is_primary: bool = False) -> ContactEmail:
@@ -129,6 +134,7 @@ def add_email(contact: Contact, *, address: str, label: str = "", is_primary: bo
             )
         )
     db.session.flush()
+    search_text.refresh_for_contact(contact.id)
     db.session.expire(contact, ["emails"])
     return email
 
@@ -159,6 +165,7 @@ def update_email(
             old_address, email.address = email.address, new_address
             db.session.flush()
             address_changed(email, old_address)  # R-LOG-8
+            search_text.refresh_for_contact(email.contact_id)
     if label is not None:
         email.label = label.strip()
     if is_primary:
@@ -185,6 +192,7 @@ def remove_email(email: ContactEmail) -> None:
     db.session.execute(delete(ContactEmail).where(ContactEmail.id == email.id))
     db.session.expunge(email)
     db.session.flush()
+    search_text.refresh_for_contact(contact.id)
     db.session.expire(contact, ["emails"])
 
 

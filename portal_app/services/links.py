@@ -6,6 +6,7 @@ from sqlalchemy import delete, func, select
 
 from portal_app.extensions import db
 from portal_app.models import Account, AccountContact, Contact, ContactEmail, ContactSettings
+from portal_app.services import search_text
 from portal_app.services.errors import Conflict, NotFound, ValidationFailed
 from portal_app.services.validation import parse_id
 
@@ -51,6 +52,7 @@ def link_contact(
             )
         )
     db.session.flush()
+    search_text.refresh_accounts([account.id])
     db.session.expire(account, ["links"])
     db.session.expire(contact, ["links"])
     return link
@@ -90,4 +92,5 @@ def unlink_contact(link: AccountContact) -> None:
             AccountContact.account_id == account_id, AccountContact.contact_id == contact_id
         )
     )
+    search_text.refresh_accounts([account_id])
     db.session.flush()
