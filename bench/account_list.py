@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import build_app, own_database, report, time_ratio  # noqa: E402
 
 from portal_app.extensions import db  # noqa: E402
+from portal_app.services import search_text  # noqa: E402
 from portal_app.services.staff import create_firm, create_staff_user, issue_api_token  # noqa: E402
 from portal_app.transaction import commit  # noqa: E402
 
@@ -67,13 +68,7 @@ REFERENCE_FILTERS = {
                     WHERE s.account_id = a.id AND s.login AND p.activated_at IS NOT NULL
                       AND p.password_hash IS NOT NULL)""",
     "search": """
-   AND a.id IN (SELECT id FROM accounts WHERE firm_id = %(firm)s AND lower(name) LIKE %(p)s
-                UNION SELECT ac.account_id FROM account_contacts ac JOIN contacts c ON c.id = ac.contact_id
-                 WHERE c.firm_id = %(firm)s
-                   AND (lower((c.first_name || ' ' || c.middle_name || ' ' || c.last_name)) LIKE %(p)s
-                        OR lower((c.first_name || ' ' || c.last_name)) LIKE %(p)s)
-                UNION SELECT ac.account_id FROM account_contacts ac JOIN contact_emails e
-                    ON e.contact_id = ac.contact_id WHERE e.firm_id = %(firm)s AND e.address LIKE %(p)s)""",
+   AND a.search_text LIKE %(p)s""",
 }
 
 SEED_SQL = """
@@ -136,9 +131,35 @@ def seed(app, conn: psycopg.Connection, n: int) -> tuple[int, str]:
         if statement.strip():
             conn.execute(statement, params)
     conn.commit()
+    with app.app_context():
+        search_text.refresh_firm(firm_id)  # what the services keep for rows they write
+        commit()
+        db.session.remove()
     conn.execute("ANALYZE")
     conn.commit()
     return firm_id, token
+
+
+def explain(app, client, conn: psycopg.Connection, query: dict, headers: dict, title: str) -> None:
+    """Capture the page query Portico sends for one request and print its plan."""
+    from sqlalchemy import event
+
+    seen: list[tuple[str, dict]] = []
+
+    def capture(_conn, _cursor, statement, parameters, _context, _many):  # noqa: ANN001
+        if "FROM accounts" in statement and "LIMIT" in statement:
+            seen.append((statement, parameters))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        client.get("/api/v1/accounts", query_string={**query, "limit": 50}, headers=headers)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    statement, parameters = seen[0]
+    plan = conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters).fetchall()
+    print(f"\n-- {title}\n" + "\n".join(row[0] for row in plan), flush=True)
 
 
 def median_ms(fn, repeat: int) -> float:
@@ -158,6 +179,9 @@ def main() -> int:
     )
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--repeat", type=int, default=40)
+    parser.add_argument(
+        "--explain", action="store_true", help="print EXPLAIN (ANALYZE, BUFFERS) of Portico's page query"
+    )
     args = parser.parse_args()
     with own_database("accounts") as url:
         return run(url, args)
@@ -189,6 +213,8 @@ def run(url: str, args: argparse.Namespace) -> int:
                 args.repeat,
             )
             reference = median_ms(lambda s=sql, p=params: conn.execute(s, p).fetchall(), args.repeat)
+            if args.explain:
+                explain(app, client, conn, query, headers, f"{label}, {n:,} accounts")
             results[(n, label)] = (portico, reference)
     conn.close()
 
