@@ -40,7 +40,7 @@ SCENARIOS = {
     "first page": ({}, ""),
     "status=pending_activation": ({"status": "pending_activation"}, "pending_activation"),
     "q=okafor (common: 18%)": ({"q": "okafor"}, "search"),
-    "q=c4242@ (one email)": ({"q": "c4242@"}, "search"),
+    "q=c777@ (one email)": ({"q": "c777@"}, "search"),
 }
 
 REFERENCE_SQL = """

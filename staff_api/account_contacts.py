@@ -142,11 +142,14 @@ class ContactSettingsDetail(MethodView):
         account = accounts.get_account(current_staff().firm_id, account_id)
         row = settings.get_settings(account, email_id)
         send = changes.pop("send_invitation", False)
-        message = changes.pop("invitation_message", "")
-        language = changes.pop("invitation_language", None)
-        changed = settings.update_settings(row, changes, actor=staff_actor())
-        invitations.after_settings_change(
-            row, changed, send=send, message=message, sent_by=current_staff(), language=language
+        settings.apply_settings_change(
+            [row],
+            changes,
+            actor=staff_actor(),
+            sent_by=current_staff(),
+            invite=settings.INVITE_ALWAYS if send else settings.INVITE_NONE,
+            message=changes.pop("invitation_message", ""),
+            language=changes.pop("invitation_language", None),
         )
         commit()
         return _settings_answer(account.id, row)

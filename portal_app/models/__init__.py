@@ -13,6 +13,7 @@ from portal_app.models.accounts import (
 )
 from portal_app.models.activity import AuditEntry, InboxItem, InboxRead, OutboxEmail, Todo
 from portal_app.models.firm import STAFF_ROLES, ApiToken, Firm, StaffUser, new_session_token
+from portal_app.models.jobs import JOB_STATES, Job
 from portal_app.models.portal import Invitation, LoginEvent, PortalUser
 from portal_app.orm import utcnow
 
@@ -32,6 +33,8 @@ __all__ = [
     "InboxItem",
     "InboxRead",
     "Invitation",
+    "JOB_STATES",
+    "Job",
     "LoginEvent",
     "OutboxEmail",
     "PortalUser",

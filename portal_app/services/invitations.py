@@ -9,7 +9,7 @@ database: digest, expiry, address, revocation and single use (R-SEC-6).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -18,7 +18,7 @@ from flask import current_app
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from itsdangerous import SignatureExpired
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, tuple_, update
 
 from portal_app import tokens
 from portal_app.extensions import db
@@ -169,45 +169,111 @@ def send_invitations(
 
 def grant_access(settings: ContactSettings) -> OutboxEmail:
     """R-LOG-6: an activated user gets this account at once, and an email saying so."""
-    email = db.session.get(ContactEmail, settings.email_id)
-    account = db.session.get(Account, settings.account_id)
-    assert email is not None and account is not None
-    user = activated_user(email.id)
-    return queue_email(
-        firm_id=settings.firm_id,
-        kind="access_granted",
-        to_address=email.address,
-        subject=_l(
-            "%(firm)s gave you access to %(account)s", firm=_firm_name(settings.firm_id), account=account.name
-        ),
-        template="access_granted",
-        context={"account_name": account.name},
-        language=user.language if user else None,
+    [row] = grant_access_many([settings])
+    return row
+
+
+def grant_access_many(rows: Sequence[ContactSettings]) -> list[OutboxEmail]:
+    """R-LOG-6 for many rows: one "access granted" email each, in a few queries."""
+    if not rows:
+        return []
+    names = {
+        account_id: name
+        for account_id, name in db.session.execute(
+            select(Account.id, Account.name).where(Account.id.in_({r.account_id for r in rows}))
+        )
+    }
+    people = {
+        email_id: (address, language)
+        for email_id, address, language in db.session.execute(
+            select(ContactEmail.id, ContactEmail.address, PortalUser.language)
+            .outerjoin(PortalUser, PortalUser.email_id == ContactEmail.id)
+            .where(ContactEmail.id.in_({r.email_id for r in rows}))
+        )
+    }
+    firms = {firm_id: _firm_name(firm_id) for firm_id in {r.firm_id for r in rows}}
+    outbox = [
+        outbox_row(
+            firm_id=settings.firm_id,
+            kind="access_granted",
+            to_address=people[settings.email_id][0],
+            subject=_l(
+                "%(firm)s gave you access to %(account)s",
+                firm=firms[settings.firm_id],
+                account=names[settings.account_id],
+            ),
+            template="access_granted",
+            context={"account_name": names[settings.account_id]},
+            language=people[settings.email_id][1],
+        )
+        for settings in rows
+    ]
+    db.session.add_all(outbox)
+    db.session.flush()
+    enqueue_delivery()
+    return outbox
+
+
+def activated_email_ids(email_ids: Iterable[int]) -> set[int]:
+    """Which of these emails belong to an activated portal user."""
+    ids = sorted(set(email_ids))
+    found: set[int] = set()
+    for start in range(0, len(ids), 1000):
+        found.update(
+            db.session.scalars(
+                select(PortalUser.email_id).where(
+                    PortalUser.email_id.in_(ids[start : start + 1000]),
+                    PortalUser.activated_at.is_not(None),
+                    PortalUser.password_hash.is_not(None),
+                )
+            )
+        )
+    return found
+
+
+def _outstanding(pairs: Sequence[tuple[int, int]]) -> ColumnElement[bool]:
+    return and_(
+        tuple_(Invitation.account_id, Invitation.email_id).in_(pairs),
+        Invitation.revoked_at.is_(None),
+        Invitation.accepted_at.is_(None),
     )
 
 
-def after_settings_change(
-    settings: ContactSettings,
-    changed: list[str],
-    *,
-    send: bool,
-    message: str,
-    sent_by: StaffUser | None,
-    language: str | None = None,
-) -> None:
-    """What turning login on or off means for invitations (R-LOG-1, R-LOG-6, R-LOG-7)."""
-    if "login" in changed and not settings.login:
-        revoke_outstanding(email_id=settings.email_id, account_id=settings.account_id, reason="login_off")
-    if send and not settings.login:
-        raise ValidationFailed(
-            "Invitations go to emails with login on.", fields={"send_invitation": ["Turn login on first."]}
+def live_invitation_pairs(pairs: Sequence[tuple[int, int]]) -> set[tuple[int, int]]:
+    """(account, email) pairs with an invitation that can still be used (or is still on its way)."""
+    found: set[tuple[int, int]] = set()
+    now = utcnow()
+    for start in range(0, len(pairs), 1000):
+        found.update(
+            (account_id, email_id)
+            for account_id, email_id in db.session.execute(
+                select(Invitation.account_id, Invitation.email_id).where(
+                    _outstanding(pairs[start : start + 1000]),
+                    or_(Invitation.expires_at.is_(None), Invitation.expires_at > now),
+                )
+            )
         )
-    if settings.login and activated_user(settings.email_id) is not None:
-        if "login" in changed:
-            grant_access(settings)
-        return
-    if send:
-        send_invitation(settings, sent_by=sent_by, message=message, language=language)
+    return found
+
+
+def revoke_outstanding_pairs(pairs: Sequence[tuple[int, int]], *, reason: str, dry_run: bool = False) -> int:
+    """Revoke the open invitations of these (account, email) pairs (R-LOG-7); return how many."""
+    count = 0
+    for start in range(0, len(pairs), 1000):
+        chunk = pairs[start : start + 1000]
+        if dry_run:
+            count += (
+                db.session.scalar(select(func.count()).select_from(Invitation).where(_outstanding(chunk)))
+                or 0
+            )
+            continue
+        count += db.session.execute(
+            update(Invitation)
+            .where(_outstanding(chunk))
+            .values(revoked_at=utcnow(), revoked_reason=reason)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    return count
 
 
 def revoke_invitation(settings: ContactSettings) -> None:
