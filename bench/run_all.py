@@ -27,6 +27,7 @@ BENCHMARKS = [
     ("mail_throughput.py", [], ["--count", "2000"]),
     ("portal_home.py", [], ["--seconds", "5"]),
     ("account_list.py", [], ["--sizes", "1000,10000", "--repeat", "15"]),
+    ("bulk_update.py", [], ["--accounts", "2000"]),
 ]
 
 

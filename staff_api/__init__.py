@@ -23,7 +23,7 @@ def _use_error_schema() -> None:
 
 
 def init_app(app: Flask) -> StaffApi:
-    from staff_api import account_contacts, accounts, audit, auth, contacts, todos, tokens
+    from staff_api import account_contacts, accounts, audit, auth, contacts, jobs, todos, tokens
 
     _use_error_schema()
     app.config.setdefault("API_TITLE", "Portico staff API")
@@ -37,7 +37,8 @@ def init_app(app: Flask) -> StaffApi:
             "info": {
                 "description": (
                     "The API behind the staff single-page app: accounts, contacts, contact "
-                    "settings. Authenticate with a session (POST /auth/login, then send the "
+                    "settings, bulk updates and their jobs, Inbox+. Authenticate with a session "
+                    "(POST /auth/login, then send the "
                     "returned csrf_token as X-CSRFToken on unsafe calls) or a personal API "
                     "token (Authorization: Bearer pt_…). Errors are "
                     '{"error": {"code", "message", "fields"}}.'
@@ -59,6 +60,8 @@ def init_app(app: Flask) -> StaffApi:
     api.register_blueprint(tokens.blp, url_prefix=f"{API_PREFIX}/api-tokens")
     api.register_blueprint(tokens.staff_blp, url_prefix=f"{API_PREFIX}/staff")
     api.register_blueprint(todos.blp, url_prefix=API_PREFIX)
+    api.register_blueprint(jobs.blp, url_prefix=API_PREFIX)
+    api.register_blueprint(jobs.inbox_blp, url_prefix=f"{API_PREFIX}/inbox")
     auth.init_app(app)
     app.extensions["staff_api"] = api
     return api

@@ -138,6 +138,18 @@ def _concrete(rule: str, ids: dict[str, str]) -> str:
     return re.sub(r"<(?:\w+:)?(\w+)>", lambda m: ids[m.group(1)], rule)
 
 
+def _inbox_item(app, firm_id: int) -> str:
+    from portal_app.extensions import db
+    from portal_app.models import InboxItem
+    from tests.conftest import in_app
+
+    with in_app(app):
+        item = InboxItem(firm_id=firm_id, kind="invitation_request", title="A client asks for a new link")
+        db.session.add(item)
+        db.session.commit()
+        return str(item.id)
+
+
 def test_r_sec_1_every_api_route_answers_404_for_another_firms_ids(app, make):
     """Walk every /api/v1 rule with ids that exist, but in another firm."""
     mine, theirs = make.firm(), make.firm()
@@ -152,6 +164,10 @@ def test_r_sec_1_every_api_route_answers_404_for_another_firms_ids(app, make):
         "todo_id": theirs.api.post(
             f"/accounts/{other.id}/todos", json={"kind": "messages_tasks", "title": "Theirs"}
         ).get_json()["id"],
+        "job_id": theirs.api.post(
+            "/bulk/contact-settings", json={"account_ids": [str(other.id)], "notify": "enable"}
+        ).get_json()["id"],
+        "item_id": _inbox_item(app, theirs.id),
     }
     # Valid bodies, so the request reaches the lookup rather than stopping at validation.
     bodies = {
@@ -200,6 +216,10 @@ def test_r_sec_2_every_unsafe_api_route_refuses_a_cookie_call_without_csrf(app, 
         "todo_id": firm.api.post(
             f"/accounts/{account.id}/todos", json={"kind": "messages_tasks", "title": "Mine"}
         ).get_json()["id"],
+        "job_id": firm.api.post(
+            "/bulk/contact-settings", json={"account_ids": [str(account.id)], "notify": "enable"}
+        ).get_json()["id"],
+        "item_id": _inbox_item(app, firm.id),
     }
     client = app.test_client()
     client.post("/api/v1/auth/login", json={"email": firm.staff_email, "password": STAFF_PASSWORD})

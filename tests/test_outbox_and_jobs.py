@@ -210,8 +210,8 @@ def test_flask_worker_burst_command_delivers(app, redis_url, smtp, database_url)
         db.session.remove()
 
 
-def test_cron_command_enqueues_the_outbox_sweep(app, redis_url, database_url, tmp_path):
-    """`flask --app wsgi cron` schedules the sweep on queue 'portico' through rq's CronScheduler."""
+def test_cron_command_enqueues_the_outbox_and_job_sweeps(app, redis_url, database_url, tmp_path):
+    """`flask --app wsgi cron` schedules the sweeps on queue 'portico' through rq's CronScheduler."""
     env = dict(
         os.environ,
         PORTICO_ENV="development",
@@ -230,12 +230,15 @@ def test_cron_command_enqueues_the_outbox_sweep(app, redis_url, database_url, tm
     queue = Queue(QUEUE_NAME, connection=Redis.from_url(redis_url))
     try:
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not queue.jobs:
+        while time.monotonic() < deadline and len(queue.jobs) < 2:
             time.sleep(0.1)
     finally:
         proc.terminate()
         output = proc.communicate(timeout=10)[0].decode()
-    assert [job.func_name for job in queue.jobs] == ["portal_app.jobs.mail.sweep_outbox"], output[-2000:]
+    assert sorted(job.func_name for job in queue.jobs) == [
+        "portal_app.jobs.bulk.sweep_jobs",
+        "portal_app.jobs.mail.sweep_outbox",
+    ], output[-2000:]
 
 
 def test_worker_and_cron_refuse_to_start_without_redis(app):

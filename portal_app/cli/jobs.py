@@ -70,12 +70,14 @@ def worker_command(burst: bool, max_jobs: int | None) -> None:
 @click.command("cron")
 @with_appcontext
 def cron_command() -> None:
-    """Run the periodic jobs (outbox sweep); exactly one per deployment."""
+    """Run the periodic jobs (outbox and job sweeps); exactly one per deployment."""
     from rq.cron import CronScheduler
 
+    from portal_app.jobs.bulk import sweep_jobs
     from portal_app.jobs.mail import sweep_outbox
 
     _require_redis(current_app)  # type: ignore[arg-type]
     scheduler = CronScheduler(connection=get_redis(), name="portico-cron")
     scheduler.register(sweep_outbox, queue_name=QUEUE_NAME, interval=SWEEP_INTERVAL_SECONDS)
+    scheduler.register(sweep_jobs, queue_name=QUEUE_NAME, interval=SWEEP_INTERVAL_SECONDS)
     scheduler.start()

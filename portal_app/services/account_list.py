@@ -152,6 +152,64 @@ def _tag_list(account_id: AccountIdCol) -> ColumnElement[Any]:
 _PAGE_STATEMENTS: dict[tuple[Any, ...], Select[Any]] = {}
 
 
+def _filtered(query: Select[Any], *, search: bool, status: str | None, tag: bool, type: bool) -> Select[Any]:
+    """The list's filters (R-STA-4) on a query over accounts, with bound parameters."""
+    query = query.where(Account.firm_id == bindparam("firm_id"))
+    if search:
+        query = query.where(Account.search_text.like(bindparam("pattern"), escape="\\"))
+    if status:
+        query = query.where(status_filter(status))
+    if tag:
+        query = query.where(
+            exists().where(
+                AccountTag.account_id == Account.id, func.lower(AccountTag.tag) == bindparam("tag")
+            )
+        )
+    if type:
+        query = query.where(Account.type == bindparam("type"))
+    return query
+
+
+def _filter_params(firm_id: int, q: str | None, tag: str | None, type: str | None) -> dict[str, Any]:
+    params: dict[str, Any] = {"firm_id": firm_id}
+    term = " ".join((q or "").split())  # runs of white space (a newline too) are one space
+    if term:
+        params["pattern"] = like_pattern(term)
+    if tag and tag.strip():
+        params["tag"] = tag.strip().lower()
+    if type:
+        params["type"] = type
+    return params
+
+
+def _check_status(status: str | None) -> None:
+    if status is not None and status not in ACCOUNT_STATUSES:
+        raise ValidationFailed(
+            "Unknown status.", fields={"status": [f"One of {', '.join(ACCOUNT_STATUSES)}."]}
+        )
+
+
+def matching_account_ids(
+    firm_id: int,
+    *,
+    q: str | None = None,
+    status: str | None = None,
+    tag: str | None = None,
+    type: str | None = None,
+) -> list[int]:
+    """Every account the list would show for these filters, in its order (for bulk updates)."""
+    _check_status(status)
+    params = _filter_params(firm_id, q, tag, type)
+    query = _filtered(
+        select(Account.id),
+        search="pattern" in params,
+        status=status,
+        tag="tag" in params,
+        type="type" in params,
+    )
+    return list(db.session.scalars(query.order_by(func.lower(Account.name), Account.id), params))
+
+
 def _page_statement(*, search: bool, status: str | None, tag: bool, type: bool, after: bool) -> Select[Any]:
     dialect = db.session.get_bind().dialect.name
     key = (dialect, search, status, tag, type, after)
@@ -170,19 +228,8 @@ def _page_statement(*, search: bool, status: str | None, tag: bool, type: bool, 
         Account.custom_fields,
         Account.created_at,
         sort_key.label("sort_key"),
-    ).where(Account.firm_id == bindparam("firm_id"))
-    if search:
-        page = page.where(Account.search_text.like(bindparam("pattern"), escape="\\"))
-    if status:
-        page = page.where(status_filter(status))
-    if tag:
-        page = page.where(
-            exists().where(
-                AccountTag.account_id == Account.id, func.lower(AccountTag.tag) == bindparam("tag")
-            )
-        )
-    if type:
-        page = page.where(Account.type == bindparam("type"))
+    )
+    page = _filtered(page, search=search, status=status, tag=tag, type=type)
     if after:
         after_key, after_id = bindparam("after_key"), bindparam("after_id")
         page = page.where(or_(sort_key > after_key, and_(sort_key == after_key, Account.id > after_id)))
@@ -205,23 +252,17 @@ def list_accounts(
     cursor: str | None = None,
 ) -> AccountPage:
     """One page of accounts sorted by name, with status, flags and tags, in one query."""
-    if status is not None and status not in ACCOUNT_STATUSES:
-        raise ValidationFailed(
-            "Unknown status.", fields={"status": [f"One of {', '.join(ACCOUNT_STATUSES)}."]}
-        )
+    _check_status(status)
     limit = max(1, min(limit, MAX_PAGE_SIZE))
-    term = " ".join((q or "").split())  # runs of white space (a newline too) are one space
-    params: dict[str, Any] = {"firm_id": firm_id, "limit": limit + 1}
-    if term:
-        params["pattern"] = like_pattern(term)
-    if tag:
-        params["tag"] = tag.strip().lower()
-    if type:
-        params["type"] = type
+    params = {**_filter_params(firm_id, q, tag, type), "limit": limit + 1}
     if cursor:
         params["after_key"], params["after_id"] = decode_cursor(cursor)
     statement = _page_statement(
-        search=bool(term), status=status, tag=bool(tag), type=bool(type), after=bool(cursor)
+        search="pattern" in params,
+        status=status,
+        tag="tag" in params,
+        type="type" in params,
+        after=bool(cursor),
     )
     results = db.session.execute(statement, params).all()
     has_more = len(results) > limit

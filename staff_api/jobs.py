@@ -1,0 +1,158 @@
+"""Bulk updates of contact settings, the jobs that run them, and Inbox+."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from portal_app.models import InboxItem, Job
+from portal_app.services import bulk, inbox
+from portal_app.services.errors import ValidationFailed
+from portal_app.services.validation import parse_id
+from portal_app.transaction import commit
+from staff_api.auth import current_staff
+from staff_api.job_schemas import (
+    BulkArgsSchema,
+    BulkSettingsSchema,
+    DryRunSchema,
+    InboxArgsSchema,
+    InboxItemSchema,
+    InboxPageSchema,
+    JobPageSchema,
+    JobSchema,
+    PageArgsSchema,
+)
+from staff_api.schemas import ErrorSchema
+
+blp = Blueprint("jobs", __name__, description="Bulk updates and the background jobs that run them.")
+inbox_blp = Blueprint("inbox", __name__, description="Inbox+: job reports and notices for staff.")
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def job_payload(job: Job) -> dict[str, Any]:
+    done = job.cursor if job.state != "done" else job.progress_total
+    return {
+        "id": str(job.id),
+        "kind": job.kind,
+        "state": job.state,
+        "progress": {"done": min(done, job.progress_total), "total": job.progress_total},
+        "result": job.result or {},
+        "errors": job.errors or [],
+        "created_at": job.created_at,
+        "finished_at": job.finished_at,
+    }
+
+
+def inbox_payload(item: InboxItem, read: bool) -> dict[str, Any]:
+    return {
+        "id": str(item.id),
+        "kind": item.kind,
+        "title": item.title,
+        "body": item.body,
+        "account_id": str(item.account_id) if item.account_id else None,
+        "job_id": str(item.job_id) if item.job_id else None,
+        "thread_id": (item.data or {}).get("thread_id"),
+        "read": read,
+        "created_at": item.created_at,
+    }
+
+
+def _before(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    key = parse_id(cursor)
+    if key is None:
+        raise ValidationFailed("The cursor is not valid.", fields={"cursor": ["Not a valid cursor."]})
+    return key
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > 200 or not key.isprintable():
+        raise ValidationFailed(
+            "Idempotency-Key must be 1 to 200 printable characters.",
+            fields={IDEMPOTENCY_HEADER: ["1 to 200 printable characters."]},
+        )
+    return key
+
+
+@blp.route("/bulk/contact-settings")
+class BulkContactSettings(MethodView):
+    @blp.arguments(BulkArgsSchema, location="query")
+    @blp.arguments(BulkSettingsSchema)
+    @blp.response(202, JobSchema)
+    @blp.alt_response(200, schema=DryRunSchema, description="With `dry_run=true`: what would change.")
+    @blp.alt_response(422, schema=ErrorSchema)
+    def post(self, args: dict[str, Any], data: dict[str, Any]) -> Any:
+        """Change login, notify and email sync on many accounts in the background (R-BLK-*).
+
+        Send an `Idempotency-Key` header to make a retried POST return the job it started
+        instead of starting a second one. `?dry_run=true` answers at once with the counts the
+        job would report (accounts, emails per setting, invitations, access grants) and changes
+        nothing."""
+        if args["dry_run"]:
+            return jsonify(DryRunSchema().dump(bulk.dry_run(current_staff(), data))), 200
+        job, _new = bulk.start(current_staff(), data, idempotency_key=_idempotency_key())
+        commit()
+        return job_payload(job)
+
+
+@blp.route("/jobs")
+class Jobs(MethodView):
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, JobPageSchema)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The firm's jobs, newest first."""
+        jobs = inbox.list_jobs(
+            current_staff().firm_id, limit=args["limit"] + 1, before_id=_before(args.get("cursor"))
+        )
+        more = len(jobs) > args["limit"]
+        jobs = jobs[: args["limit"]]
+        return {"items": [job_payload(j) for j in jobs], "next_cursor": str(jobs[-1].id) if more else None}
+
+
+@blp.route("/jobs/<job_id>")
+class JobDetail(MethodView):
+    @blp.response(200, JobSchema)
+    @blp.alt_response(404, schema=ErrorSchema)
+    def get(self, job_id: str) -> dict[str, Any]:
+        """A job's state, progress, result and every error."""
+        return job_payload(inbox.get_job(current_staff().firm_id, job_id))
+
+
+@inbox_blp.route("")
+class Inbox(MethodView):
+    @inbox_blp.arguments(InboxArgsSchema, location="query")
+    @inbox_blp.response(200, InboxPageSchema)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The caller's Inbox+: items addressed to them and to the whole firm, newest first."""
+        rows = inbox.list_items(
+            current_staff(),
+            unread=args["unread"],
+            limit=args["limit"] + 1,
+            before_id=_before(args.get("cursor")),
+        )
+        more = len(rows) > args["limit"]
+        rows = rows[: args["limit"]]
+        return {
+            "items": [inbox_payload(item, read) for item, read in rows],
+            "next_cursor": str(rows[-1][0].id) if more else None,
+        }
+
+
+@inbox_blp.route("/<item_id>/read")
+class InboxRead(MethodView):
+    @inbox_blp.response(200, InboxItemSchema)
+    @inbox_blp.alt_response(404, schema=ErrorSchema)
+    def post(self, item_id: str) -> dict[str, Any]:
+        """Mark an item read for the caller (other staff keep their own read state)."""
+        item = inbox.mark_read(current_staff(), item_id)
+        commit()
+        return inbox_payload(item, True)
