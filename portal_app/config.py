@@ -114,7 +114,7 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "SESSION_IDLE_MINUTES": _int(env, "SESSION_IDLE_MINUTES", 60),
         "MAIL_MAX_ATTEMPTS": _int(env, "MAIL_MAX_ATTEMPTS", 5),
         # Accounts a bulk job changes per transaction (smaller: finer progress, more commits).
-        "BULK_BATCH_ACCOUNTS": max(1, _int(env, "BULK_BATCH_ACCOUNTS", 200)),
+        "BULK_BATCH_ACCOUNTS": max(1, _int(env, "BULK_BATCH_ACCOUNTS", 500)),
         # Jobs run in this process (same job functions) unless a Redis queue is configured.
         "JOBS_INLINE": redis_url is None,
         "DEV_MAIL_DIR": str(instance / "mail"),

@@ -19,6 +19,7 @@ from portal_app.services.audit import Actor
 from portal_app.services.errors import ValidationFailed
 from portal_app.services.settings import INVITE_MISSING, INVITE_NONE, ChangeReport, apply_settings_change
 from portal_app.services.validation import parse_id
+from portal_app.sql import id_in
 
 KIND = "bulk_contact_settings"
 TOGGLES = ("login", "notify", "email_sync")
@@ -159,12 +160,14 @@ def apply_batch(
         db.session.scalars(
             select(ContactSettings)
             .join(Account, Account.id == ContactSettings.account_id)
-            .where(Account.firm_id == firm_id, ContactSettings.account_id.in_(account_ids))
+            .where(Account.firm_id == firm_id, id_in(ContactSettings.account_id, account_ids))
             .order_by(ContactSettings.account_id, ContactSettings.id)
         )
     )
     existing = set(
-        db.session.scalars(select(Account.id).where(Account.firm_id == firm_id, Account.id.in_(account_ids)))
+        db.session.scalars(
+            select(Account.id).where(Account.firm_id == firm_id, id_in(Account.id, account_ids))
+        )
     )
     outcome.errors.extend(
         error_item(str(a), reason=NO_SUCH_ACCOUNT) for a in account_ids if a not in existing

@@ -18,7 +18,7 @@ from flask import current_app
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from itsdangerous import SignatureExpired
-from sqlalchemy import ColumnElement, and_, func, or_, select, tuple_, update
+from sqlalchemy import or_, select, update
 
 from portal_app import tokens
 from portal_app.extensions import db
@@ -38,6 +38,7 @@ from portal_app.models import (
 )
 from portal_app.passwords import hash_password, password_problems
 from portal_app.services.errors import Conflict, ValidationFailed
+from portal_app.sql import chunks, id_in
 
 MAX_MESSAGE_LENGTH = 2000
 
@@ -103,7 +104,7 @@ def send_invitations(
     email_ids = sorted({settings.email_id for settings in rows})
     users = {
         user.email_id: user
-        for user in db.session.scalars(select(PortalUser).where(PortalUser.email_id.in_(email_ids)))
+        for user in db.session.scalars(select(PortalUser).where(id_in(PortalUser.email_id, email_ids)))
     }
     if any(users.get(settings.email_id) and users[settings.email_id].is_active for settings in rows):
         raise Conflict("This email has already activated its portal login.", code="already_activated")
@@ -113,23 +114,13 @@ def send_invitations(
             "The personal message is too long.",
             fields={"invitation_message": [f"At most {MAX_MESSAGE_LENGTH} characters."]},
         )
-    now = utcnow()
-    pairs = [(settings.account_id, settings.email_id) for settings in rows]
-    for start in range(0, len(pairs), 1000):
-        db.session.execute(
-            update(Invitation)
-            .where(
-                tuple_(Invitation.account_id, Invitation.email_id).in_(pairs[start : start + 1000]),
-                Invitation.revoked_at.is_(None),
-                Invitation.accepted_at.is_(None),
-            )
-            .values(revoked_at=now, revoked_reason="replaced")
-            .execution_options(synchronize_session=False)
-        )
+    revoke_outstanding_pairs(
+        [(settings.account_id, settings.email_id) for settings in rows], reason="replaced"
+    )
     addresses = {
         email_id: address
         for email_id, address in db.session.execute(
-            select(ContactEmail.id, ContactEmail.address).where(ContactEmail.id.in_(email_ids))
+            select(ContactEmail.id, ContactEmail.address).where(id_in(ContactEmail.id, email_ids))
         )
     }
     invitations = [
@@ -180,7 +171,7 @@ def grant_access_many(rows: Sequence[ContactSettings]) -> list[OutboxEmail]:
     names = {
         account_id: name
         for account_id, name in db.session.execute(
-            select(Account.id, Account.name).where(Account.id.in_({r.account_id for r in rows}))
+            select(Account.id, Account.name).where(id_in(Account.id, {r.account_id for r in rows}))
         )
     }
     people = {
@@ -188,7 +179,7 @@ def grant_access_many(rows: Sequence[ContactSettings]) -> list[OutboxEmail]:
         for email_id, address, language in db.session.execute(
             select(ContactEmail.id, ContactEmail.address, PortalUser.language)
             .outerjoin(PortalUser, PortalUser.email_id == ContactEmail.id)
-            .where(ContactEmail.id.in_({r.email_id for r in rows}))
+            .where(id_in(ContactEmail.id, {r.email_id for r in rows}))
         )
     }
     firms = {firm_id: _firm_name(firm_id) for firm_id in {r.firm_id for r in rows}}
@@ -216,13 +207,12 @@ def grant_access_many(rows: Sequence[ContactSettings]) -> list[OutboxEmail]:
 
 def activated_email_ids(email_ids: Iterable[int]) -> set[int]:
     """Which of these emails belong to an activated portal user."""
-    ids = sorted(set(email_ids))
     found: set[int] = set()
-    for start in range(0, len(ids), 1000):
+    for chunk in chunks(email_ids):
         found.update(
             db.session.scalars(
                 select(PortalUser.email_id).where(
-                    PortalUser.email_id.in_(ids[start : start + 1000]),
+                    id_in(PortalUser.email_id, chunk),
                     PortalUser.activated_at.is_not(None),
                     PortalUser.password_hash.is_not(None),
                 )
@@ -231,49 +221,42 @@ def activated_email_ids(email_ids: Iterable[int]) -> set[int]:
     return found
 
 
-def _outstanding(pairs: Sequence[tuple[int, int]]) -> ColumnElement[bool]:
-    return and_(
-        tuple_(Invitation.account_id, Invitation.email_id).in_(pairs),
-        Invitation.revoked_at.is_(None),
-        Invitation.accepted_at.is_(None),
-    )
+def _open_invitations(
+    pairs: Sequence[tuple[int, int]], *, live_only: bool = False
+) -> list[tuple[int, int, int]]:
+    """(id, account, email) of the open invitations of these (account, email) pairs: looked up
+    by account, then matched to the exact pairs (an account has a handful of emails)."""
+    wanted = set(pairs)
+    found: list[tuple[int, int, int]] = []
+    for chunk in chunks({account_id for account_id, _ in wanted}):
+        query = select(Invitation.id, Invitation.account_id, Invitation.email_id).where(
+            id_in(Invitation.account_id, chunk),
+            Invitation.revoked_at.is_(None),
+            Invitation.accepted_at.is_(None),
+        )
+        if live_only:
+            query = query.where(or_(Invitation.expires_at.is_(None), Invitation.expires_at > utcnow()))
+        found.extend((i, a, e) for i, a, e in db.session.execute(query) if (a, e) in wanted)
+    return found
 
 
 def live_invitation_pairs(pairs: Sequence[tuple[int, int]]) -> set[tuple[int, int]]:
     """(account, email) pairs with an invitation that can still be used (or is still on its way)."""
-    found: set[tuple[int, int]] = set()
-    now = utcnow()
-    for start in range(0, len(pairs), 1000):
-        found.update(
-            (account_id, email_id)
-            for account_id, email_id in db.session.execute(
-                select(Invitation.account_id, Invitation.email_id).where(
-                    _outstanding(pairs[start : start + 1000]),
-                    or_(Invitation.expires_at.is_(None), Invitation.expires_at > now),
-                )
-            )
-        )
-    return found
+    return {(a, e) for _, a, e in _open_invitations(pairs, live_only=True)}
 
 
 def revoke_outstanding_pairs(pairs: Sequence[tuple[int, int]], *, reason: str, dry_run: bool = False) -> int:
     """Revoke the open invitations of these (account, email) pairs (R-LOG-7); return how many."""
-    count = 0
-    for start in range(0, len(pairs), 1000):
-        chunk = pairs[start : start + 1000]
-        if dry_run:
-            count += (
-                db.session.scalar(select(func.count()).select_from(Invitation).where(_outstanding(chunk)))
-                or 0
+    ids = [invitation_id for invitation_id, _, _ in _open_invitations(pairs)] if pairs else []
+    if ids and not dry_run:
+        for chunk in chunks(ids):
+            db.session.execute(
+                update(Invitation)
+                .where(id_in(Invitation.id, chunk))
+                .values(revoked_at=utcnow(), revoked_reason=reason)
+                .execution_options(synchronize_session=False)
             )
-            continue
-        count += db.session.execute(
-            update(Invitation)
-            .where(_outstanding(chunk))
-            .values(revoked_at=utcnow(), revoked_reason=reason)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-    return count
+    return len(ids)
 
 
 def revoke_invitation(settings: ContactSettings) -> None:
@@ -306,9 +289,9 @@ def _load_invitations(rows: list[OutboxEmail]) -> list[Any]:
     ids = [row.invitation_id for row in rows if row.invitation_id]
     if not ids:
         return []
-    invitations = db.session.scalars(select(Invitation).where(Invitation.id.in_(ids))).all()
+    invitations = db.session.scalars(select(Invitation).where(id_in(Invitation.id, ids))).all()
     email_ids = {invitation.email_id for invitation in invitations}
-    emails = db.session.scalars(select(ContactEmail).where(ContactEmail.id.in_(email_ids))).all()
+    emails = db.session.scalars(select(ContactEmail).where(id_in(ContactEmail.id, email_ids))).all()
     return [*invitations, *emails]
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from portal_app.extensions import db
@@ -27,6 +27,7 @@ from portal_app.services import invitations
 from portal_app.services.audit import Actor
 from portal_app.services.errors import NotFound, ValidationFailed
 from portal_app.services.validation import parse_id
+from portal_app.sql import chunks, id_in, insert_rows
 
 FLAGS = ("login", "notify", "email_sync", "auto_save_attachments", "signatory")
 SETTING_FIELDS = (*FLAGS, "notification_preferences")
@@ -218,40 +219,38 @@ def apply_settings_change(
 
 def _pairs_with_login_history(rows: Sequence[ContactSettings]) -> set[tuple[int, int]]:
     """(account, email) pairs whose login was ever set: the audit trail holds every change."""
-    pairs = [(row.account_id, row.email_id) for row in rows]
-    found: set[tuple[int, int]] = set()
-    for start in range(0, len(pairs), 1000):
-        found.update(
-            (account_id, email_id)
-            for account_id, email_id in db.session.execute(
-                select(AuditEntry.account_id, AuditEntry.email_id)
-                .where(
-                    tuple_(AuditEntry.account_id, AuditEntry.email_id).in_(pairs[start : start + 1000]),
-                    AuditEntry.field == "login",
-                )
-                .distinct()
-            )
-        )
-    return found
+    if not rows:
+        return set()
+    wanted = {(row.account_id, row.email_id) for row in rows}
+    found = db.session.execute(
+        select(AuditEntry.account_id, AuditEntry.email_id)
+        .where(id_in(AuditEntry.account_id, {a for a, _ in wanted}), AuditEntry.field == "login")
+        .distinct()
+    )
+    return {(account_id, email_id) for account_id, email_id in found} & wanted
 
 
 def _write(
     rows: Sequence[ContactSettings], diffs: dict[int, dict[str, tuple[Any, Any]]], actor: Actor
 ) -> None:
-    """One UPDATE per (setting, new value), one multi-row INSERT of audit entries."""
+    """One UPDATE per set of new values, one multi-row INSERT of audit entries."""
     if not diffs:
         return
-    by_value: dict[tuple[str, str], tuple[Any, list[int]]] = {}
+    # Rows that get the same new values share one UPDATE, which writes each row once.
+    groups: dict[tuple[tuple[str, Any], ...], tuple[dict[str, Any], list[int]]] = {}
     for row_id, diff in diffs.items():
-        for key, (_old, new) in diff.items():
-            slot = by_value.setdefault((key, json.dumps(new, sort_keys=True)), (new, []))
-            slot[1].append(row_id)
-    for (key, _), (new, ids) in by_value.items():
-        for start in range(0, len(ids), 1000):
+        values = {key: new for key, (_old, new) in diff.items()}
+        group = tuple(
+            (key, new if isinstance(new, bool) else json.dumps(new, sort_keys=True))
+            for key, new in sorted(values.items())
+        )
+        groups.setdefault(group, (values, []))[1].append(row_id)
+    for values, ids in groups.values():
+        for chunk in chunks(ids):
             db.session.execute(
                 update(ContactSettings)
-                .where(ContactSettings.id.in_(ids[start : start + 1000]))
-                .values({key: new, "updated_at": utcnow()})
+                .where(id_in(ContactSettings.id, chunk))
+                .values({**values, "updated_at": utcnow()})
                 .execution_options(synchronize_session=False)
             )
     changed_rows = [row for row in rows if row.id in diffs]
@@ -259,7 +258,7 @@ def _write(
         email_id: address
         for email_id, address in db.session.execute(
             select(ContactEmail.id, ContactEmail.address).where(
-                ContactEmail.id.in_({row.email_id for row in changed_rows})
+                id_in(ContactEmail.id, {row.email_id for row in changed_rows})
             )
         )
     }
@@ -282,7 +281,7 @@ def _write(
         for row in changed_rows
         for key, (old, new) in diffs[row.id].items()
     ]
-    db.session.execute(insert(AuditEntry), entries)
+    insert_rows(AuditEntry.__table__, entries)
     for row in changed_rows:  # the objects say what the database now holds
         for key, (_old, new) in diffs[row.id].items():
             set_committed_value(row, key, new)
