@@ -124,6 +124,9 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "SESSION_COOKIE_SECURE": not development,
         "SESSION_COOKIE_NAME": "portico_session" if development else "__Host-portico_session",
         "PERMANENT_SESSION_LIFETIME": session_hours * 3600,
+        # The cookie lives as long as the absolute timeout; it is re-sent only when the session
+        # changes (login, the idle clock), not signed afresh on every response.
+        "SESSION_REFRESH_EACH_REQUEST": False,
         "WTF_CSRF_CHECK_DEFAULT": False,
         "WTF_CSRF_TIME_LIMIT": None,
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
