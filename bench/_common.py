@@ -71,12 +71,14 @@ def report(figures: list[Figure]) -> None:
 
 
 def table(figures: list[Figure]) -> str:
-    header = f"{'figure':<58} {'Portico':>12} {'reference':>12} {'ratio':>8}  {'target':<12} result"
+    width = max([len("figure"), *(len(f.name) for f in figures)])
+    header = f"{'figure':<{width}} {'Portico':>12} {'reference':>12} {'ratio':>8}  {'target':<12} result"
     lines = [header, "-" * len(header)]
     for f in figures:
         ratio = f"{f.ratio:.0%}" if f.target.startswith("≥") else f"{f.ratio:.2f}×"
+        portico, reference = _value(f.portico, f.unit), _value(f.reference, f.unit)
         lines.append(
-            f"{f.name:<58} {_value(f.portico, f.unit):>12} {_value(f.reference, f.unit):>12} {ratio:>8}  "
+            f"{f.name:<{width}} {portico:>12} {reference:>12} {ratio:>8}  "
             f"{f.target:<12} {'met' if f.met else 'MISSED'}{'  ' + f.note if f.note else ''}"
         )
     return "\n".join(lines)

@@ -8,7 +8,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from portal_app.models import AccountContact, Contact, ContactEmail, ContactSettings
-from portal_app.services import accounts, contacts, invitations, links, settings
+from portal_app.services import accounts, client_passwords, contacts, invitations, links, settings
 from portal_app.services.audit import Actor
 from portal_app.services.errors import Conflict
 from portal_app.services.invitation_state import invitation_states
@@ -201,5 +201,5 @@ class ContactPasswordReset(MethodView):
         user = invitations.activated_user(row.email_id)
         if user is None:
             raise Conflict("This email has no activated portal login; send an invitation instead.")
-        invitations.queue_password_reset(user)
+        client_passwords.queue_password_reset(user)
         commit()

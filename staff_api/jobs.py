@@ -70,6 +70,13 @@ def _before(cursor: str | None) -> int | None:
     return key
 
 
+def _page(rows: list[tuple[dict[str, Any], int]], limit: int) -> dict[str, Any]:
+    """A newest-first page from ``limit + 1`` fetched (payload, id) rows; the cursor is the last id."""
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"items": [payload for payload, _ in rows], "next_cursor": str(rows[-1][1]) if more else None}
+
+
 def _idempotency_key() -> str | None:
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is None:
@@ -139,12 +146,7 @@ class Inbox(MethodView):
             limit=args["limit"] + 1,
             before_id=_before(args.get("cursor")),
         )
-        more = len(rows) > args["limit"]
-        rows = rows[: args["limit"]]
-        return {
-            "items": [inbox_payload(item, read) for item, read in rows],
-            "next_cursor": str(rows[-1][0].id) if more else None,
-        }
+        return _page([(inbox_payload(item, read), item.id) for item, read in rows], args["limit"])
 
 
 @inbox_blp.route("/<item_id>/read")

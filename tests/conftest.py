@@ -209,6 +209,24 @@ class SmtpSink:
         return self.messages
 
 
+def worker_env(
+    app: Flask, database_url: str, redis_url: str, mail_url: str | None, **extra: str
+) -> dict[str, str]:
+    """The environment of a real `flask --app wsgi worker` process on the test's database."""
+    from pathlib import Path
+
+    return dict(
+        os.environ,
+        PORTICO_ENV="development",
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        MAIL_URL=mail_url or "",
+        SECRET_KEY=app.config["SECRET_KEY"],
+        PORTICO_INSTANCE_PATH=str(Path(app.config["DEV_MAIL_DIR"]).parent),
+        **extra,
+    )
+
+
 def run_worker(app: Flask) -> None:
     """Drain the rq queue with the production worker class (no fork), each job in the app's context."""
     from portal_app.cli.jobs import AppWorker

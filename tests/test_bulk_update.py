@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from portal_app.models import AuditEntry, ContactSettings, Invitation, OutboxEmail, PortalUser, utcnow
 from portal_app.passwords import hash_password
-from tests.conftest import in_app, run_worker
+from tests.conftest import in_app, run_worker, worker_env
 from tests.portal_helpers import link_in
 
 BULK = "/bulk/contact-settings"
@@ -361,25 +361,14 @@ SELECT :firm, ac.account_id, ac.contact_id, e.id, false, false, '{}', false, fal
 
 
 def _worker(app: Any, database_url: str, redis_url: str, smtp: Any, *args: str) -> Any:
-    import os
     import subprocess
     import sys
     from pathlib import Path
 
-    env = dict(
-        os.environ,
-        PORTICO_ENV="development",
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
-        MAIL_URL=smtp.url,
-        SECRET_KEY=app.config["SECRET_KEY"],
-        BULK_BATCH_ACCOUNTS="25",
-        PORTICO_INSTANCE_PATH=str(Path(app.config["DEV_MAIL_DIR"]).parent),
-    )
     return subprocess.Popen(
         [sys.executable, "-m", "flask", "--app", "wsgi", "worker", *args],
         cwd=Path(__file__).resolve().parents[1],
-        env=env,
+        env=worker_env(app, database_url, redis_url, smtp.url, BULK_BATCH_ACCOUNTS="25"),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

@@ -20,7 +20,7 @@ from portal_app.jobs.mail import deliver_outbox_email, drain_outbox, sweep_outbo
 from portal_app.mail.outbox import queue_email
 from portal_app.models import OutboxEmail, utcnow
 from portal_app.transaction import commit
-from tests.conftest import free_port, in_app, run_worker
+from tests.conftest import free_port, in_app, run_worker, worker_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -186,15 +186,7 @@ def test_flask_worker_burst_command_delivers(app, redis_url, smtp, database_url)
     with in_app(app):
         outbox_id = _queue_plain()
         commit()
-    env = dict(
-        os.environ,
-        PORTICO_ENV="development",
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
-        MAIL_URL=smtp.url,
-        SECRET_KEY="w" * 48,
-        PORTICO_INSTANCE_PATH=str(Path(app.config["DEV_MAIL_DIR"]).parent),
-    )
+    env = worker_env(app, database_url, redis_url, smtp.url)
     result = subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--burst"],
         cwd=ROOT,
@@ -293,15 +285,7 @@ def test_r_rel_1_two_worker_processes_share_the_outbox_and_send_each_email_once(
         commit()
     queue = Queue(QUEUE_NAME, connection=Redis.from_url(redis_url))
     queue.enqueue(drain_outbox)  # a second job, so both workers have one to run
-    env = dict(
-        os.environ,
-        PORTICO_ENV="development",
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
-        MAIL_URL=smtp.url,
-        SECRET_KEY="w" * 48,
-        PORTICO_INSTANCE_PATH=str(Path(app.config["DEV_MAIL_DIR"]).parent),
-    )
+    env = worker_env(app, database_url, redis_url, smtp.url)
     workers = [
         subprocess.Popen(
             [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--burst"],

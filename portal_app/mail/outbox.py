@@ -166,3 +166,14 @@ def sender_domain(sender: str) -> str:
     """The domain of MAIL_FROM, for our Message-IDs (RFC 5322 wants them globally unique)."""
     address = parseaddr(sender)[1]
     return address.rpartition("@")[2] or "portico.localhost"
+
+
+def absolute_url(endpoint: str, **values: Any) -> str:
+    """An absolute link from BASE_URL; works inside jobs, where there is no request."""
+    path = current_app.url_map.bind("portico.invalid").build(endpoint, values)
+    return current_app.config["BASE_URL"] + path
+
+
+def firm_name(firm_id: int) -> str:
+    """The firm's name, as emails name it."""
+    return db.session.scalar(select(Firm.name).where(Firm.id == firm_id)) or "Your firm"

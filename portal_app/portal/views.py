@@ -48,7 +48,7 @@ from portal_app.portal.forms import (
     NewPasswordForm,
     ProfileForm,
 )
-from portal_app.services import invitations, todos
+from portal_app.services import client_passwords, invitations, todos
 from portal_app.services.errors import Conflict, ValidationFailed
 from portal_app.services.validation import normalise_email, parse_id
 from portal_app.tokens import digest
@@ -388,7 +388,7 @@ def profile() -> Any:
                 errors = [_("Your current password is not correct.")]
             else:
                 try:
-                    invitations.set_password(
+                    client_passwords.set_password(
                         user, password_form.password.data or "", password_form.confirm.data or ""
                     )
                 except ValidationFailed as exc:
@@ -550,9 +550,9 @@ def forgot_password() -> Any:
             address = normalise_email(form.email.data or "")
         except ValidationFailed:
             address = ""
-        user = invitations.portal_user_for_address(address) if address else None
+        user = client_passwords.portal_user_for_address(address) if address else None
         if user is not None and user.is_active:
-            invitations.queue_password_reset(user)
+            client_passwords.queue_password_reset(user)
             commit()
         # the same page whether or not we know the address (R-SEC-4)
         return render_template("portal/forgot_sent.html")
@@ -564,14 +564,14 @@ def forgot_password() -> Any:
 @limit_ip
 @limit_link
 def reset_password(token: str) -> Any:
-    user, problem = invitations.check_reset_token(token)
+    user, problem = client_passwords.check_reset_token(token)
     if problem is not None or user is None:
         return link_problem_page(problem or "tampered")
     form = NewPasswordForm()
     errors: list[str] = []
     if form.validate_on_submit():
         try:
-            invitations.set_password(user, form.password.data or "", form.confirm.data or "")
+            client_passwords.set_password(user, form.password.data or "", form.confirm.data or "")
         except ValidationFailed as exc:
             errors = _password_errors(exc)
         else:

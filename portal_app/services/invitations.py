@@ -1,4 +1,5 @@
-"""Invitations, activation, access grants and password resets (R-LOG-1..9).
+"""Invitations, activation and access grants (R-LOG-1..8); password resets are in
+``client_passwords``.
 
 Raw tokens never touch the database, a job argument or Redis: a request only writes an
 invitation row and an outbox row; the mail job mints the link when it renders the email and
@@ -8,26 +9,28 @@ database: digest, expiry, address, revocation and single use (R-SEC-6).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
-from itsdangerous import SignatureExpired
 from sqlalchemy import or_, select, update
 
 from portal_app import tokens
 from portal_app.extensions import db
-from portal_app.mail.outbox import enqueue_delivery, outbox_row, queue_email, register_context_builder
+from portal_app.mail.outbox import (
+    absolute_url,
+    enqueue_delivery,
+    firm_name,
+    outbox_row,
+    register_context_builder,
+)
 from portal_app.models import (
     Account,
     ContactEmail,
     ContactSettings,
-    Firm,
     InboxItem,
     Invitation,
     OutboxEmail,
@@ -36,7 +39,8 @@ from portal_app.models import (
     new_session_token,
     utcnow,
 )
-from portal_app.passwords import hash_password, password_problems
+from portal_app.passwords import hash_password
+from portal_app.services.client_passwords import check_new_password
 from portal_app.services.errors import Conflict, ValidationFailed
 from portal_app.sql import chunks, id_in
 
@@ -69,10 +73,6 @@ def revoke_outstanding(*, email_id: int, reason: str, account_id: int | None = N
 
 
 # --- staff actions -----------------------------------------------------------------------------
-
-
-def _firm_name(firm_id: int) -> str:
-    return db.session.scalar(select(Firm.name).where(Firm.id == firm_id)) or "Your firm"
 
 
 def send_invitation(
@@ -137,7 +137,7 @@ def send_invitations(
     ]
     db.session.add_all(invitations)
     db.session.flush()
-    firm_names = {firm_id: _firm_name(firm_id) for firm_id in {settings.firm_id for settings in rows}}
+    firm_names = {firm_id: firm_name(firm_id) for firm_id in {settings.firm_id for settings in rows}}
     staff_name = (sent_by.name or sent_by.email) if sent_by else ""
     db.session.add_all(
         outbox_row(
@@ -182,7 +182,7 @@ def grant_access_many(rows: Sequence[ContactSettings]) -> list[OutboxEmail]:
             .where(id_in(ContactEmail.id, {r.email_id for r in rows}))
         )
     }
-    firms = {firm_id: _firm_name(firm_id) for firm_id in {r.firm_id for r in rows}}
+    firms = {firm_id: firm_name(firm_id) for firm_id in {r.firm_id for r in rows}}
     outbox = [
         outbox_row(
             firm_id=settings.firm_id,
@@ -322,12 +322,6 @@ def _access_granted_link(row: OutboxEmail) -> dict[str, Any]:
     return {"link": absolute_url("portal.login")}
 
 
-def absolute_url(endpoint: str, **values: Any) -> str:
-    """An absolute link from BASE_URL; works inside jobs, where there is no request."""
-    path = current_app.url_map.bind("portico.invalid").build(endpoint, values)
-    return current_app.config["BASE_URL"] + path
-
-
 @dataclass
 class InvitationCheck:
     invitation: Invitation | None
@@ -424,83 +418,3 @@ def request_new_invitation(invitation: Invitation) -> InboxItem:
     db.session.add(item)
     db.session.flush()
     return item
-
-
-# --- passwords ---------------------------------------------------------------------------------
-
-
-def check_new_password(password: str, confirm: str, *, address: str) -> None:
-    problems = password_problems(password, personal=(address, address.split("@")[0]))
-    if password != confirm:
-        problems.append(gettext("The two passwords do not match."))
-    if problems:
-        raise ValidationFailed(" ".join(problems), fields={"password": problems})
-
-
-def _password_version(user: PortalUser) -> str:
-    """Changes whenever the password does, so a reset link dies with it (R-LOG-9)."""
-    return hashlib.sha256((user.password_hash or "").encode()).hexdigest()[:16]
-
-
-def queue_password_reset(user: PortalUser) -> OutboxEmail:
-    email = db.session.get(ContactEmail, user.email_id)
-    assert email is not None
-    return queue_email(
-        firm_id=user.firm_id,
-        kind="password_reset",
-        to_address=email.address,
-        subject=_l("Reset your %(firm)s portal password", firm=_firm_name(user.firm_id)),
-        template="password_reset",
-        context={"portal_user_id": user.id},
-        language=user.language,
-    )
-
-
-@register_context_builder("password_reset")
-def _password_reset_link(row: OutboxEmail) -> dict[str, Any] | None:
-    user = db.session.get(PortalUser, row.context.get("portal_user_id"))
-    if user is None or not user.is_active:
-        return None
-    token = tokens.mint(tokens.PASSWORD_RESET, {"u": user.id, "v": _password_version(user)})
-    return {
-        "link": absolute_url("portal.reset_password", token=token),
-        "minutes": current_app.config["PASSWORD_RESET_MAX_AGE_MINUTES"],
-    }
-
-
-def check_reset_token(token: str) -> tuple[PortalUser | None, str | None]:
-    max_age = current_app.config["PASSWORD_RESET_MAX_AGE_MINUTES"] * 60
-    try:
-        payload = tokens.read(tokens.PASSWORD_RESET, token, max_age=max_age)
-    except SignatureExpired:
-        return None, "expired"
-    except tokens.InvalidToken:
-        return None, "tampered"
-    user_id, version = payload.get("u"), payload.get("v")
-    user = db.session.get(PortalUser, user_id) if isinstance(user_id, int) else None
-    if user is None or not isinstance(version, str):
-        return None, "tampered"
-    if not user.is_active or version != _password_version(user):
-        return None, "used"
-    return user, None
-
-
-def set_password(user: PortalUser, password: str, confirm: str) -> None:
-    """A new password ends every session of the user (R-SEC-5)."""
-    email = db.session.get(ContactEmail, user.email_id)
-    check_new_password(password, confirm, address=email.address if email else "")
-    user.password_hash = hash_password(password)
-    user.session_token = new_session_token()
-    db.session.flush()
-
-
-def portal_user_for_address(address: str) -> PortalUser | None:
-    """The activated portal user of an address, in any firm (addresses are unique per firm;
-    the first activated match wins, so a login is unambiguous for the common case)."""
-    return db.session.scalar(
-        select(PortalUser)
-        .join(ContactEmail, ContactEmail.id == PortalUser.email_id)
-        .where(ContactEmail.address == address, PortalUser.activated_at.is_not(None))
-        .order_by(PortalUser.id)
-        .limit(1)
-    )
