@@ -79,9 +79,15 @@ def table(figures: list[Figure]) -> str:
         portico, reference = _value(f.portico, f.unit), _value(f.reference, f.unit)
         lines.append(
             f"{f.name:<{width}} {portico:>12} {reference:>12} {ratio:>8}  "
-            f"{f.target:<12} {'met' if f.met else 'MISSED'}{'  ' + f.note if f.note else ''}"
+            f"{f.target:<12} {_verdict(f)}{'  ' + f.note if f.note else ''}"
         )
     return "\n".join(lines)
+
+
+def _verdict(figure: Figure) -> str:
+    if figure.target.startswith("("):
+        return "—"  # a figure printed for information, with no target of its own
+    return "met" if figure.met else "MISSED"
 
 
 def _value(value: float, unit: str) -> str:

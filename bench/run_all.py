@@ -28,6 +28,7 @@ BENCHMARKS = [
     ("portal_home.py", [], ["--seconds", "5"]),
     ("account_list.py", [], ["--sizes", "1000,10000", "--repeat", "15"]),
     ("bulk_update.py", [], ["--accounts", "2000"]),
+    ("import_csv.py", [], ["--rows", "10000"]),
 ]
 
 
@@ -56,9 +57,10 @@ def main() -> int:
         os.unlink(results)
     print("\n== All figures\n")
     print(table(figures))
-    missed = [f.name for f in figures if not f.met]
+    targets = [f for f in figures if not f.target.startswith("(")]
+    missed = [f.name for f in targets if not f.met]
     print(
-        f"\n{len(figures) - len(missed)} met, {len(missed)} missed"
+        f"\n{len(targets) - len(missed)} met, {len(missed)} missed"
         + (f"; failed: {failed}" if failed else "")
     )
     return 1 if failed else 0

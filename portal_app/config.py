@@ -115,9 +115,13 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "MAIL_MAX_ATTEMPTS": _int(env, "MAIL_MAX_ATTEMPTS", 5),
         # Accounts a bulk job changes per transaction (smaller: finer progress, more commits).
         "BULK_BATCH_ACCOUNTS": max(1, _int(env, "BULK_BATCH_ACCOUNTS", 500)),
+        # Rows an import job applies per transaction.
+        "IMPORT_BATCH_ROWS": max(1, _int(env, "IMPORT_BATCH_ROWS", 1000)),
         # Jobs run in this process (same job functions) unless a Redis queue is configured.
         "JOBS_INLINE": redis_url is None,
         "DEV_MAIL_DIR": str(instance / "mail"),
+        # Files by SHA-256 (uploaded imports; later documents); shared by web and workers.
+        "DOCUMENTS_DIR": env.get("DOCUMENTS_DIR", "") or str(instance / "documents"),
         "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

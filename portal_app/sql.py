@@ -40,10 +40,56 @@ def chunks(ids: Iterable[int]) -> list[list[int]]:
     return [values[at : at + SQLITE_CHUNK] for at in range(0, len(values), SQLITE_CHUNK)]
 
 
+def _with_defaults(table: Table, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fill in the columns' Python-side defaults (the JSON path bypasses SQLAlchemy's)."""
+    defaults: dict[str, Any] = {}
+    for column in table.columns:
+        default = column.default
+        if (
+            default is None
+            or column.primary_key
+            or not getattr(default, "is_scalar", False)
+            and not getattr(default, "is_callable", False)
+        ):
+            continue
+        defaults[column.name] = default
+    filled = []
+    for row in rows:
+        values = dict(row)
+        for name, default in defaults.items():
+            if name not in values:
+                values[name] = default.arg(None) if default.is_callable else default.arg
+        filled.append(values)
+    return filled
+
+
+def next_ids(table: Table, count: int) -> list[int]:
+    """``count`` new ids from the table's id sequence (PostgreSQL)."""
+    return list(
+        db.session.scalars(
+            text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :count)"),
+            {"table": table.name, "count": count},
+        )
+    )
+
+
+def insert_with_ids(table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert many rows; return their new ids in the rows' order."""
+    if not rows:
+        return []
+    if not _postgresql():
+        statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        return list(db.session.scalars(statement, _with_defaults(table, rows)))
+    ids = next_ids(table, len(rows))
+    insert_rows(table, [{**row, "id": new_id} for row, new_id in zip(rows, ids, strict=True)])
+    return ids
+
+
 def insert_rows(table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert many rows in one statement (PostgreSQL: one JSON parameter), ids from the table."""
+    """Insert many rows in one statement (PostgreSQL: one JSON parameter)."""
     if not rows:
         return
+    rows = _with_defaults(table, rows)
     if not _postgresql():
         db.session.execute(insert(table), list(rows))
         return

@@ -49,7 +49,7 @@ class BulkSettingsSchema(StrictSchema):
     notification_preferences = NotificationPreferences
 
 
-class BulkArgsSchema(StrictSchema):
+class DryRunArgsSchema(StrictSchema):
     dry_run = StrictBoolean(load_default=False, truthy={True, "true", "1"}, falsy={False, "false", "0"})
 
 

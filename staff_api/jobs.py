@@ -1,22 +1,22 @@
-"""Bulk updates of contact settings, the jobs that run them, and Inbox+."""
+"""Bulk updates of contact settings, CSV imports, the jobs that run them, and Inbox+."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import jsonify, request
+from flask import Response, jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from portal_app.models import InboxItem, Job
-from portal_app.services import bulk, inbox
-from portal_app.services.errors import ValidationFailed
+from portal_app.services import bulk, csv_files, imports, inbox
+from portal_app.services.errors import DomainError, NotFound, ValidationFailed
 from portal_app.services.validation import parse_id
 from portal_app.transaction import commit
 from staff_api.auth import current_staff
 from staff_api.job_schemas import (
-    BulkArgsSchema,
     BulkSettingsSchema,
+    DryRunArgsSchema,
     DryRunSchema,
     InboxArgsSchema,
     InboxItemSchema,
@@ -27,7 +27,7 @@ from staff_api.job_schemas import (
 )
 from staff_api.schemas import ErrorSchema
 
-blp = Blueprint("jobs", __name__, description="Bulk updates and the background jobs that run them.")
+blp = Blueprint("jobs", __name__, description="Bulk updates, imports and the background jobs that run them.")
 inbox_blp = Blueprint("inbox", __name__, description="Inbox+: job reports and notices for staff.")
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -92,7 +92,7 @@ def _idempotency_key() -> str | None:
 
 @blp.route("/bulk/contact-settings")
 class BulkContactSettings(MethodView):
-    @blp.arguments(BulkArgsSchema, location="query")
+    @blp.arguments(DryRunArgsSchema, location="query")
     @blp.arguments(BulkSettingsSchema)
     @blp.response(202, JobSchema)
     @blp.alt_response(200, schema=DryRunSchema, description="With `dry_run=true`: what would change.")
@@ -109,6 +109,82 @@ class BulkContactSettings(MethodView):
         job, _new = bulk.start(current_staff(), data, idempotency_key=_idempotency_key())
         commit()
         return job_payload(job)
+
+
+CSV_TYPES = ("text/csv", "application/csv", "text/plain", "application/vnd.ms-excel")
+
+
+class UnsupportedMediaType(DomainError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+def _uploaded_file() -> tuple[bytes, str]:
+    """The file from a multipart form (field `file`) or a text/csv body, size-checked first."""
+    limit = csv_files.MAX_BYTES + 1024 * 1024  # the file plus the multipart envelope
+    if request.content_length is not None and request.content_length > limit:
+        raise csv_files.FileTooLarge("The file is over 50 MB; split it into smaller files.")
+    request.max_content_length = limit
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None:
+            raise ValidationFailed(
+                "Send the CSV file in the form field `file`.", fields={"file": ["Required."]}
+            )
+        try:
+            return upload.read(csv_files.MAX_BYTES + 1), upload.filename or "upload.csv"
+        finally:
+            upload.close()  # large uploads are spooled to a temporary file
+    if request.mimetype in CSV_TYPES:
+        return request.get_data(cache=False), "upload.csv"
+    raise UnsupportedMediaType("Send the file as multipart/form-data (field `file`) or as a text/csv body.")
+
+
+IMPORT_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+                "required": ["file"],
+            }
+        },
+        "text/csv": {"schema": {"type": "string"}},
+    },
+}
+
+
+@blp.route("/imports")
+class Imports(MethodView):
+    @blp.arguments(DryRunArgsSchema, location="query")
+    @blp.response(202, JobSchema)
+    @blp.alt_response(413, schema=ErrorSchema, description="Over 50 MB or 100 000 rows.")
+    @blp.alt_response(415, schema=ErrorSchema)
+    @blp.alt_response(422, schema=ErrorSchema, description="Empty, binary, no header, unknown columns.")
+    @blp.doc(requestBody=IMPORT_BODY)
+    def post(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Import accounts, contacts and contact settings from a CSV file (R-IMP-*), in the
+        background. `?dry_run=true` runs every check and reports what would be created, updated
+        and refused, changing nothing. The columns are in docs/import.md."""
+        data, filename = _uploaded_file()
+        job = imports.start_import(current_staff(), data, filename=filename, dry_run=args["dry_run"])
+        commit()
+        return job_payload(job)
+
+
+@blp.route("/jobs/<job_id>/errors.csv")
+class JobErrorsCsv(MethodView):
+    @blp.response(200, content_type="text/csv")
+    @blp.alt_response(404, schema=ErrorSchema)
+    def get(self, job_id: str) -> Response:
+        """An import's refused rows as uploaded, plus an `error` column: fix them, upload again."""
+        job = inbox.get_job(current_staff().firm_id, job_id)
+        if job.kind != imports.KIND:
+            raise NotFound("Only imports have an errors.csv.")
+        response = Response(imports.errors_csv(job), mimetype="text/csv")
+        response.headers["Content-Disposition"] = f'attachment; filename="import-{job.id}-errors.csv"'
+        return response
 
 
 @blp.route("/jobs")

@@ -64,6 +64,7 @@ def _base_config(database_url: str, tmp_path: Any) -> dict[str, Any]:
             "MAIL_URL": "",
         },
         "DEV_MAIL_DIR": str(tmp_path / "mail"),
+        "DOCUMENTS_DIR": str(tmp_path / "documents"),
         "WTF_CSRF_ENABLED": True,
     }
 
@@ -223,6 +224,7 @@ def worker_env(
         MAIL_URL=mail_url or "",
         SECRET_KEY=app.config["SECRET_KEY"],
         PORTICO_INSTANCE_PATH=str(Path(app.config["DEV_MAIL_DIR"]).parent),
+        DOCUMENTS_DIR=app.config["DOCUMENTS_DIR"],
         **extra,
     )
 

@@ -382,7 +382,7 @@ def test_r_rel_2_worker_killed_mid_job_leaves_whole_accounts_and_a_rerun_invites
 
     from sqlalchemy import text
 
-    from portal_app.jobs.bulk import sweep_jobs
+    from portal_app.jobs.staff_jobs import sweep_jobs
     from portal_app.models import Job
 
     if not database_url.startswith("postgresql"):

@@ -228,8 +228,8 @@ def test_cron_command_enqueues_the_outbox_and_job_sweeps(app, redis_url, databas
         proc.terminate()
         output = proc.communicate(timeout=10)[0].decode()
     assert sorted(job.func_name for job in queue.jobs) == [
-        "portal_app.jobs.bulk.sweep_jobs",
         "portal_app.jobs.mail.sweep_outbox",
+        "portal_app.jobs.staff_jobs.sweep_jobs",
     ], output[-2000:]
 
 

@@ -73,8 +73,8 @@ def cron_command() -> None:
     """Run the periodic jobs (outbox and job sweeps); exactly one per deployment."""
     from rq.cron import CronScheduler
 
-    from portal_app.jobs.bulk import sweep_jobs
     from portal_app.jobs.mail import sweep_outbox
+    from portal_app.jobs.staff_jobs import sweep_jobs
 
     _require_redis(current_app)  # type: ignore[arg-type]
     scheduler = CronScheduler(connection=get_redis(), name="portico-cron")

@@ -53,11 +53,14 @@ class Account(db.Model):
         ),
         # The account list sorts and pages by (lower(name), id) within a firm.
         Index("ix_accounts_firm_id_lower_name_id", "firm_id", text("lower(name)"), "id"),
+        # The firm's own client number; imports match on it (R-IMP-4).
+        UniqueConstraint("firm_id", "external_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     firm_id: Mapped[int] = mapped_column(ForeignKey("firms.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
+    external_id: Mapped[str | None] = mapped_column(String(100))
     type: Mapped[str] = mapped_column(String(16), default="individual")
     company_name: Mapped[str | None] = mapped_column(String(200))
     company_address: Mapped[str | None] = mapped_column(Text)

@@ -11,7 +11,7 @@ from portal_app.extensions import db
 from portal_app.orm import BigId, UTCDateTime, utcnow
 
 JOB_STATES = ("queued", "running", "done", "failed")
-JOB_KINDS = ("bulk_contact_settings",)
+JOB_KINDS = ("bulk_contact_settings", "csv_import")
 
 
 class Job(db.Model):

@@ -92,7 +92,7 @@ def start(staff: StaffUser, params: dict[str, Any], *, idempotency_key: str | No
         if earlier is None:
             raise
         return earlier, False
-    from portal_app.jobs.bulk import enqueue_job
+    from portal_app.jobs.staff_jobs import enqueue_job
 
     enqueue_job(job.id)
     return job, True

@@ -102,6 +102,7 @@ class ChangeReport:
     access_granted: int = 0
     invitations_revoked: int = 0
     changed_fields: dict[int, list[str]] = field(default_factory=dict)  # settings id -> fields
+    invited: set[int] = field(default_factory=set)  # settings ids an invitation went (would go) to
 
     def add(self, other: ChangeReport) -> None:
         self.emails += other.emails
@@ -211,6 +212,7 @@ def apply_settings_change(
             live = invitations.live_invitation_pairs([(row.account_id, row.email_id) for row in to_invite])
             to_invite = [row for row in to_invite if (row.account_id, row.email_id) not in live]
     report.access_granted, report.invitations_sent = len(grants), len(to_invite)
+    report.invited = {row.id for row in to_invite}
     if not dry_run:
         invitations.grant_access_many(grants)
         invitations.send_invitations(to_invite, sent_by=sent_by, message=message, language=language)
