@@ -149,3 +149,49 @@ def wait_until(predicate: Any, timeout: float, interval: float = 0.02) -> bool:
             return True
         time.sleep(interval)
     return predicate()
+
+
+def run_job_through_worker(app: Any, url: str, token: str, post: Any) -> tuple[float, float, dict[str, Any]]:
+    """Start a real `flask --app wsgi worker` (as production has one running), then time
+    ``post(client, headers)`` — a request answering 202 with a job — until the job is done.
+    Return the seconds, the worker's peak RSS in MB and the job's result."""
+    import os
+    import subprocess
+
+    from redis import Redis
+    from rq import Worker
+
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    env = dict(os.environ, **app_env(url, REDIS_URL=REDIS_URL), PORTICO_INSTANCE_PATH=tempfile.mkdtemp())
+    env["DOCUMENTS_DIR"] = app.config["DOCUMENTS_DIR"]
+    redis = Redis.from_url(REDIS_URL)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert wait_until(lambda: len(Worker.all(connection=redis)) == 1, 30), "the worker did not start"
+        time.sleep(0.5)
+        started = time.perf_counter()
+        response = post(client, headers)
+        assert response.status_code == 202, response.get_json()
+        job_id = int(response.get_json()["id"])
+        with psycopg.connect(url, autocommit=True) as conn:  # a cheap poll, not an API call
+
+            def ended() -> bool:
+                row = conn.execute("SELECT state FROM jobs WHERE id = %s", (job_id,)).fetchone()
+                return row is not None and row[0] in ("done", "failed")
+
+            assert wait_until(ended, 900, 0.02), "the job did not end"
+        elapsed = time.perf_counter() - started
+        rss = peak_rss_mb(worker.pid)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    job = client.get(f"/api/v1/jobs/{job_id}", headers=headers).get_json()
+    assert job["state"] == "done", job
+    return elapsed, rss, job["result"]

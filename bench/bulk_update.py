@@ -15,30 +15,23 @@ Targets: Portico ≤ 3× the reference; the worker's peak RSS ≤ 250 MB.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import psycopg
 from redis import Redis
-from rq import Worker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
     REDIS_URL,
-    ROOT,
     absolute,
-    app_env,
     build_app,
     own_database,
-    peak_rss_mb,
     report,
+    run_job_through_worker,
     time_ratio,
-    wait_until,
 )
 from account_list import seed  # noqa: E402
 
@@ -78,46 +71,16 @@ def run_reference(url: str, firm_id: int) -> tuple[float, int]:
 
 
 def run_portico(app, url: str, token: str) -> tuple[float, float, dict]:
-    """POST the bulk update to a worker that is already running, as in production; the clock
-    stops when the job says done."""
-    client = app.test_client()
-    headers = {"Authorization": f"Bearer {token}"}
-    env = dict(os.environ, **app_env(url, REDIS_URL=REDIS_URL), PORTICO_INSTANCE_PATH=tempfile.mkdtemp())
-    redis = Redis.from_url(REDIS_URL)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        assert wait_until(lambda: len(Worker.all(connection=redis)) == 1, 30), "the worker did not start"
-        time.sleep(0.5)
-        started = time.perf_counter()
-        response = client.post(
+    return run_job_through_worker(
+        app,
+        url,
+        token,
+        lambda client, headers: client.post(
             "/api/v1/bulk/contact-settings",
             json={"filter": {}, "login": "enable", "notify": "enable"},
             headers=headers,
-        )
-        assert response.status_code == 202, response.get_json()
-        job_id = response.get_json()["id"]
-
-        with psycopg.connect(url, autocommit=True) as conn:  # a cheap poll, not an API call
-
-            def ended() -> bool:
-                state = conn.execute("SELECT state FROM jobs WHERE id = %s", (int(job_id),)).fetchone()[0]
-                return state in ("done", "failed")
-
-            assert wait_until(ended, 600, 0.02), "the job did not end"
-        elapsed = time.perf_counter() - started
-        rss_mb = peak_rss_mb(worker.pid)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=30)
-    finished = client.get(f"/api/v1/jobs/{job_id}", headers=headers).get_json()
-    assert finished["state"] == "done", finished
-    return elapsed, rss_mb, finished["result"]
+        ),
+    )
 
 
 def main() -> int:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,21 +23,17 @@ from pathlib import Path
 
 import psycopg
 from redis import Redis
-from rq import Worker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
     REDIS_URL,
-    ROOT,
     Figure,
     absolute,
-    app_env,
     build_app,
     own_database,
-    peak_rss_mb,
     report,
-    wait_until,
+    run_job_through_worker,
 )
 
 HEADER = "account_name,external_id,account_type,first_name,last_name,email,login,notify,email_sync\n"
@@ -103,40 +97,14 @@ def run_reference(url: str, firm_id: int, data: bytes) -> float:
 
 
 def run_portico(app, url: str, token: str, data: bytes) -> tuple[float, float, dict]:
-    client = app.test_client()
-    headers = {"Authorization": f"Bearer {token}"}
-    env = dict(os.environ, **app_env(url, REDIS_URL=REDIS_URL), PORTICO_INSTANCE_PATH=tempfile.mkdtemp())
-    env["DOCUMENTS_DIR"] = app.config["DOCUMENTS_DIR"]
-    redis = Redis.from_url(REDIS_URL)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    return run_job_through_worker(
+        app,
+        url,
+        token,
+        lambda client, headers: client.post(
+            "/api/v1/imports", data=data, headers={**headers, "Content-Type": "text/csv"}
+        ),
     )
-    try:
-        assert wait_until(lambda: len(Worker.all(connection=redis)) == 1, 30), "the worker did not start"
-        time.sleep(0.5)
-        started = time.perf_counter()
-        response = client.post("/api/v1/imports", data=data, headers={**headers, "Content-Type": "text/csv"})
-        assert response.status_code == 202, response.get_json()
-        job_id = int(response.get_json()["id"])
-        with psycopg.connect(url, autocommit=True) as conn:
-
-            def ended() -> bool:
-                state = conn.execute("SELECT state FROM jobs WHERE id = %s", (job_id,)).fetchone()[0]
-                return state in ("done", "failed")
-
-            assert wait_until(ended, 900, 0.05), "the import did not end"
-        elapsed = time.perf_counter() - started
-        rss = peak_rss_mb(worker.pid)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=30)
-    job = client.get(f"/api/v1/jobs/{job_id}", headers=headers).get_json()
-    assert job["state"] == "done", job
-    return elapsed, rss, job["result"]
 
 
 def main() -> int:
