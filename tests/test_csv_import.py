@@ -296,3 +296,16 @@ def test_the_sample_file_in_the_docs_imports_cleanly(app, make, redis_url):
     sample = Path(__file__).resolve().parents[1] / "docs" / "import-sample.csv"
     result = run_import(app, firm, data=sample.read_bytes())["result"]
     assert (result["created"], result["refused"], result["invitations_sent"]) == (4, 0, 2)
+
+
+def test_embedded_default_imports_in_process(app, make):
+    """Without Redis (make run) the job runs in the request, through the same code."""
+    firm = make.firm()
+    response = upload(firm, "import_utf8_bom_comma.csv")
+    assert response.status_code == 202
+    job = firm.api.get(f"/jobs/{response.get_json()['id']}").get_json()
+    assert job["state"] == "done" and job["result"]["created"] == 4 and job["result"]["refused"] == 0
+    again = upload(firm, "import_utf8_bom_comma.csv").get_json()
+    assert firm.api.get(f"/jobs/{again['id']}").get_json()["result"]["unchanged"] == 4
+    bulk = firm.api.post("/bulk/contact-settings", json={"filter": {}, "email_sync": "enable"}).get_json()
+    assert firm.api.get(f"/jobs/{bulk['id']}").get_json()["result"]["accounts_changed"] == 2  # Okafor had it
