@@ -309,3 +309,18 @@ def test_embedded_default_imports_in_process(app, make):
     assert firm.api.get(f"/jobs/{again['id']}").get_json()["result"]["unchanged"] == 4
     bulk = firm.api.post("/bulk/contact-settings", json={"filter": {}, "email_sync": "enable"}).get_json()
     assert firm.api.get(f"/jobs/{bulk['id']}").get_json()["result"]["accounts_changed"] == 2  # Okafor had it
+
+
+def test_r_sec_7_a_row_repeated_in_the_file_is_applied_and_audited_once(app, make, smtp, redis_url):
+    app.config["MAIL_URL"] = smtp.url
+    firm = make.firm()
+    row = "Repeat Client,R-1,Rita,Repeat,rita@repeat.example,yes,yes\n"
+    body = "account_name,external_id,first_name,last_name,email,login,send_invitation\n" + row + row
+    result = run_import(app, firm, data=body.encode())["result"]
+    assert (result["created"], result["refused"], result["invitations_sent"]) == (1, 0, 1)
+    with in_app(app) as session:
+        from portal_app.models import AuditEntry
+
+        fields = sorted(session.scalars(select(AuditEntry.field)))
+        assert fields == ["login", "signatory"]
+    assert len(smtp.wait_for(2, timeout=1)) == 1

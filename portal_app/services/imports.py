@@ -333,7 +333,7 @@ def import_rows(
         if not change and not invite:
             continue
         report = apply_settings_change(
-            [s for _, s in members],
+            list({s.id: s for _, s in members}.values()),  # a row repeated in the file counts once
             change,
             actor=actor,
             sent_by=staff,
