@@ -371,12 +371,14 @@ def _worker(app: Any, database_url: str, redis_url: str, smtp: Any, *args: str) 
         env=worker_env(app, database_url, redis_url, smtp.url, BULK_BATCH_ACCOUNTS="25"),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # rq's scheduler runs in a child process: kill the whole group
     )
 
 
 def test_r_rel_2_worker_killed_mid_job_leaves_whole_accounts_and_a_rerun_invites_nobody_twice(
     app, make, smtp, redis_url, database_url
 ):
+    import os
     import signal
     import time
 
@@ -413,7 +415,7 @@ def test_r_rel_2_worker_killed_mid_job_leaves_whole_accounts_and_a_rerun_invites
         if cursor >= 200:
             break
         time.sleep(0.005)
-    worker.send_signal(signal.SIGKILL)
+    os.killpg(worker.pid, signal.SIGKILL)  # the worker and its scheduler, as a crash would
     worker.wait(timeout=10)
     assert worker.stdout is not None
     worker.stdout.close()

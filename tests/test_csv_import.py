@@ -237,6 +237,7 @@ def test_r_imp_5_over_100_000_rows_or_50_mb_is_refused(make):
 def test_r_imp_a_killed_worker_resumes_from_the_last_committed_batch_and_imports_nothing_twice(
     app, make, smtp, redis_url, database_url
 ):
+    import os
     import signal
     import subprocess
     import sys
@@ -260,6 +261,7 @@ def test_r_imp_a_killed_worker_resumes_from_the_last_committed_batch_and_imports
             env=worker_env(app, database_url, redis_url, smtp.url, IMPORT_BATCH_ROWS="100"),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # rq's scheduler runs in a child process: kill the whole group
         )
 
     first = worker()
@@ -268,7 +270,7 @@ def test_r_imp_a_killed_worker_resumes_from_the_last_committed_batch_and_imports
         with in_app(app) as session:
             cursor = session.scalar(select(Job.cursor).where(Job.id == job_id)) or 0
         time.sleep(0.005)
-    first.send_signal(signal.SIGKILL)
+    os.killpg(first.pid, signal.SIGKILL)  # the worker and its scheduler, as a crash would
     first.wait(timeout=10)
     with in_app(app) as session:
         done = session.scalar(select(Job.cursor).where(Job.id == job_id))
