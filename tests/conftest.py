@@ -229,6 +229,25 @@ def worker_env(
     )
 
 
+def spawn_worker(
+    app: Flask, database_url: str, redis_url: str, mail_url: str | None, *args: str, **env: str
+) -> Any:
+    """A real `flask --app wsgi worker` process (output piped) in a process group of its own:
+    rq runs its scheduler in a child process, so a crash is ``os.killpg(worker.pid, SIGKILL)``."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "worker", *args],
+        cwd=Path(__file__).resolve().parents[1],
+        env=worker_env(app, database_url, redis_url, mail_url, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
 def run_worker(app: Flask) -> None:
     """Drain the rq queue with the production worker class (no fork), each job in the app's context."""
     from portal_app.cli.jobs import AppWorker

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from portal_app.models import AuditEntry, ContactSettings, Invitation, OutboxEmail, PortalUser, utcnow
 from portal_app.passwords import hash_password
-from tests.conftest import in_app, run_worker, worker_env
+from tests.conftest import in_app, run_worker, spawn_worker
 from tests.portal_helpers import link_in
 
 BULK = "/bulk/contact-settings"
@@ -360,21 +360,6 @@ SELECT :firm, ac.account_id, ac.contact_id, e.id, false, false, '{}', false, fal
 """
 
 
-def _worker(app: Any, database_url: str, redis_url: str, smtp: Any, *args: str) -> Any:
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    return subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "worker", *args],
-        cwd=Path(__file__).resolve().parents[1],
-        env=worker_env(app, database_url, redis_url, smtp.url, BULK_BATCH_ACCOUNTS="25"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # rq's scheduler runs in a child process: kill the whole group
-    )
-
-
 def test_r_rel_2_worker_killed_mid_job_leaves_whole_accounts_and_a_rerun_invites_nobody_twice(
     app, make, smtp, redis_url, database_url
 ):
@@ -406,7 +391,7 @@ def test_r_rel_2_worker_killed_mid_job_leaves_whole_accounts_and_a_rerun_invites
     }
     job_id = int(firm.api.post(BULK, json=body).get_json()["id"])
 
-    worker = _worker(app, database_url, redis_url, smtp)
+    worker = spawn_worker(app, database_url, redis_url, smtp.url, BULK_BATCH_ACCOUNTS="25")
     deadline = time.monotonic() + 60
     cursor = 0
     while time.monotonic() < deadline:
@@ -452,7 +437,7 @@ def test_r_rel_2_worker_killed_mid_job_leaves_whole_accounts_and_a_rerun_invites
 
     with in_app(app):
         assert sweep_jobs(stale_after=timedelta(0)) == 1  # the sweep finds the job its worker lost
-    rerun = _worker(app, database_url, redis_url, smtp, "--burst")
+    rerun = spawn_worker(app, database_url, redis_url, smtp.url, "--burst", BULK_BATCH_ACCOUNTS="25")
     output = rerun.communicate(timeout=300)[0].decode()
     assert rerun.returncode == 0, output[-3000:]
 

@@ -239,14 +239,12 @@ def test_r_imp_a_killed_worker_resumes_from_the_last_committed_batch_and_imports
 ):
     import os
     import signal
-    import subprocess
-    import sys
     import time
     from datetime import timedelta
 
     from portal_app.jobs.staff_jobs import sweep_jobs
     from portal_app.models import Job
-    from tests.conftest import worker_env
+    from tests.conftest import spawn_worker
 
     app.config["MAIL_URL"] = smtp.url
     firm = make.firm()
@@ -254,32 +252,23 @@ def test_r_imp_a_killed_worker_resumes_from_the_last_committed_batch_and_imports
     body = ("account_name,external_id,first_name,last_name,email,login,send_invitation\n" + rows).encode()
     job_id = int(upload(firm, data=body, as_csv_body=True).get_json()["id"])
 
-    def worker(*args: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "worker", *args],
-            cwd=Path(__file__).resolve().parents[1],
-            env=worker_env(app, database_url, redis_url, smtp.url, IMPORT_BATCH_ROWS="100"),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # rq's scheduler runs in a child process: kill the whole group
-        )
-
-    first = worker()
+    first = spawn_worker(app, database_url, redis_url, smtp.url, IMPORT_BATCH_ROWS="100")
     cursor, deadline = 0, time.monotonic() + 60
     while time.monotonic() < deadline and cursor < 300:
         with in_app(app) as session:
             cursor = session.scalar(select(Job.cursor).where(Job.id == job_id)) or 0
         time.sleep(0.005)
     os.killpg(first.pid, signal.SIGKILL)  # the worker and its scheduler, as a crash would
-    first.wait(timeout=10)
+    first.communicate(timeout=10)
     with in_app(app) as session:
         done = session.scalar(select(Job.cursor).where(Job.id == job_id))
         assert 300 <= done < 3000, f"the import was not caught mid-way ({done})"
         assert session.scalar(select(func.count()).select_from(Account)) == done  # whole batches only
         assert session.scalar(select(func.count()).select_from(Invitation)) == done
         assert sweep_jobs(stale_after=timedelta(0)) == 1
-    rerun = worker("--burst")
-    assert rerun.wait(timeout=300) == 0
+    rerun = spawn_worker(app, database_url, redis_url, smtp.url, "--burst", IMPORT_BATCH_ROWS="100")
+    output = rerun.communicate(timeout=300)[0].decode()
+    assert rerun.returncode == 0, output[-3000:]
     job = firm.api.get(f"/jobs/{job_id}").get_json()
     assert job["state"] == "done" and job["result"]["created"] == 3000 and job["result"]["refused"] == 0
     with in_app(app) as session:

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from portal_app.extensions import db
 from portal_app.jobs import QUEUE_NAME
 from portal_app.jobs.mail import deliver_outbox_email, drain_outbox, sweep_outbox
-from portal_app.mail.outbox import queue_email
+from portal_app.mail.outbox import outbox_row, queue_email
 from portal_app.models import OutboxEmail, utcnow
 from portal_app.transaction import commit
 from tests.conftest import free_port, in_app, run_worker, worker_env
@@ -27,12 +27,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _queue_plain(firm_id: int | None = None, to: str = "client@example.com", body: str = "Hello") -> int:
     row = queue_email(
-        firm_id=firm_id,
-        kind="plain",
-        to_address=to,
-        subject="Your documents",
-        template="plain",
-        context={"body": body},
+        outbox_row(
+            firm_id=firm_id,
+            kind="plain",
+            to_address=to,
+            subject="Your documents",
+            template="plain",
+            context={"body": body},
+        )
     )
     return row.id
 

@@ -45,30 +45,9 @@ def register_context_builder(
     return decorate
 
 
-def queue_email(
-    *,
-    firm_id: int | None,
-    kind: str,
-    to_address: str,
-    subject: Any,
-    template: str,
-    context: dict[str, Any] | None = None,
-    invitation_id: int | None = None,
-    language: str | None = None,
-) -> OutboxEmail:
-    """Write an outbox row in the current transaction; it is sent after commit.
-
-    `subject` may be a lazy string: it is rendered in the recipient's `language`, like the body."""
-    row = outbox_row(
-        firm_id=firm_id,
-        kind=kind,
-        to_address=to_address,
-        subject=subject,
-        template=template,
-        context=context,
-        invitation_id=invitation_id,
-        language=language,
-    )
+def queue_email(row: OutboxEmail) -> OutboxEmail:
+    """Write one outbox row (made by ``outbox_row``) in the current transaction; a delivery job
+    follows the commit."""
     db.session.add(row)
     db.session.flush()
     enqueue_delivery()
@@ -86,7 +65,9 @@ def outbox_row(
     invitation_id: int | None = None,
     language: str | None = None,
 ) -> OutboxEmail:
-    """A new outbox row (not yet added): batch callers add many, then ``enqueue_delivery()``."""
+    """A new outbox row (not yet added): ``queue_email`` writes one; batch callers add many, then
+    call ``enqueue_delivery()``. `subject` may be a lazy string: it is rendered in the recipient's
+    `language`, like the body."""
     language = known_language(language) or DEFAULT_LANGUAGE
     with force_locale(language):
         subject = str(subject)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from portal_app import tokens
 from portal_app.extensions import db
-from portal_app.mail.outbox import absolute_url, firm_name, queue_email, register_context_builder
+from portal_app.mail.outbox import absolute_url, firm_name, outbox_row, queue_email, register_context_builder
 from portal_app.models import ContactEmail, OutboxEmail, PortalUser, new_session_token
 from portal_app.passwords import hash_password, password_problems
 from portal_app.services.errors import ValidationFailed
@@ -40,13 +40,15 @@ def queue_password_reset(user: PortalUser) -> OutboxEmail:
     email = db.session.get(ContactEmail, user.email_id)
     assert email is not None
     return queue_email(
-        firm_id=user.firm_id,
-        kind="password_reset",
-        to_address=email.address,
-        subject=_l("Reset your %(firm)s portal password", firm=firm_name(user.firm_id)),
-        template="password_reset",
-        context={"portal_user_id": user.id},
-        language=user.language,
+        outbox_row(
+            firm_id=user.firm_id,
+            kind="password_reset",
+            to_address=email.address,
+            subject=_l("Reset your %(firm)s portal password", firm=firm_name(user.firm_id)),
+            template="password_reset",
+            context={"portal_user_id": user.id},
+            language=user.language,
+        )
     )
 
 
