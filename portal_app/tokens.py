@@ -19,7 +19,10 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 INVITATION = "portico.invitation.v1"
 PASSWORD_RESET = "portico.password-reset.v1"
-PURPOSES = (INVITATION, PASSWORD_RESET)
+# One-click unsubscribe (RFC 8058): the signed link is the whole credential; it switches one
+# notification category off and nothing else.
+UNSUBSCRIBE = "portico.unsubscribe.v1"
+PURPOSES = (INVITATION, PASSWORD_RESET, UNSUBSCRIBE)
 
 
 class InvalidToken(Exception):

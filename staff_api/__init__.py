@@ -60,6 +60,7 @@ def init_app(app: Flask) -> StaffApi:
     api.register_blueprint(tokens.blp, url_prefix=f"{API_PREFIX}/api-tokens")
     api.register_blueprint(tokens.staff_blp, url_prefix=f"{API_PREFIX}/staff")
     api.register_blueprint(todos.blp, url_prefix=API_PREFIX)
+    api.register_blueprint(todos.firm_blp, url_prefix=f"{API_PREFIX}/firm")
     api.register_blueprint(jobs.blp, url_prefix=API_PREFIX)
     api.register_blueprint(jobs.inbox_blp, url_prefix=f"{API_PREFIX}/inbox")
     auth.init_app(app)

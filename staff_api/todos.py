@@ -1,4 +1,4 @@
-"""To-dos for an account's clients."""
+"""To-dos for an account's clients, and the firm's own settings."""
 
 from __future__ import annotations
 
@@ -7,13 +7,26 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from portal_app.models import Todo
-from portal_app.services import accounts, todos
+from portal_app.extensions import db
+from portal_app.models import Firm, Todo
+from portal_app.services import accounts, staff, todos
+from portal_app.services.errors import ValidationFailed
+from portal_app.services.validation import parse_id
 from portal_app.transaction import commit
 from staff_api.auth import current_staff
-from staff_api.schemas import ErrorSchema, TodoCreateSchema, TodoPatchSchema, TodoSchema
+from staff_api.schemas import (
+    ErrorSchema,
+    FirmPatchSchema,
+    FirmSchema,
+    TodoCreateSchema,
+    TodoListArgsSchema,
+    TodoPageSchema,
+    TodoPatchSchema,
+    TodoSchema,
+)
 
 blp = Blueprint("todos", __name__, description="What a client has to do; shown on the portal home.")
+firm_blp = Blueprint("firm", __name__, description="The firm's own settings.")
 
 
 def todo_payload(todo: Todo) -> dict[str, Any]:
@@ -23,19 +36,53 @@ def todo_payload(todo: Todo) -> dict[str, Any]:
         "kind": todo.kind,
         "title": todo.title,
         "due_date": todo.due_date,
-        "status": todo.status,
+        "requires_signature": todo.requires_signature,
+        "reminder_every_days": todo.reminder_every_days,
+        "reminder_max": todo.reminder_max,
+        "state": todo.state,
+        "done_at": todo.done_at,
+        "done_by": {"email": todo.done_by_address, "action": todo.done_action} if todo.done_action else None,
         "created_at": todo.created_at,
-        "completed_at": todo.completed_at,
     }
+
+
+def _cursor(value: str | None) -> tuple[int, int] | None:
+    """The list's cursor is "<rank>.<id>" of the last row shown (rank 0 open, 1 done)."""
+    if value is None:
+        return None
+    rank, _, key = value.partition(".")
+    todo_id = parse_id(key)
+    if rank not in ("0", "1") or todo_id is None:
+        raise ValidationFailed("The cursor is not valid.", fields={"cursor": ["Not a valid cursor."]})
+    return int(rank), todo_id
 
 
 @blp.route("/accounts/<account_id>/todos")
 class AccountTodos(MethodView):
+    @blp.arguments(TodoListArgsSchema, location="query")
+    @blp.response(200, TodoPageSchema)
+    @blp.alt_response(404, schema=ErrorSchema)
+    def get(self, args: dict[str, Any], account_id: str) -> dict[str, Any]:
+        """The account's to-dos: open first, then done; filter with `state`; page with `cursor`."""
+        account = accounts.get_account(current_staff().firm_id, account_id)
+        limit = args["limit"]
+        rows = todos.list_todos(
+            account.id, state=args.get("state"), limit=limit + 1, after=_cursor(args.get("cursor"))
+        )
+        page = rows[:limit]
+        last = page[-1] if page else None
+        more = len(rows) > limit and last is not None
+        return {
+            "items": [todo_payload(t) for t in page],
+            "next_cursor": f"{0 if last.state == 'open' else 1}.{last.id}" if more and last else None,
+        }
+
     @blp.arguments(TodoCreateSchema)
     @blp.response(201, TodoSchema)
     @blp.alt_response(404, schema=ErrorSchema)
     def post(self, data: dict[str, Any], account_id: str) -> dict[str, Any]:
-        """Add a to-do to the account; its clients see it on their portal home."""
+        """Add a to-do to the account: its clients see it on their portal home, and every email
+        with `notify` and the to-do's category on is emailed now and reminded later (R-NOT-1..3)."""
         account = accounts.get_account(current_staff().firm_id, account_id)
         todo = todos.create_todo(account, **data)
         commit()
@@ -48,7 +95,32 @@ class TodoDetail(MethodView):
     @blp.response(200, TodoSchema)
     @blp.alt_response(404, schema=ErrorSchema)
     def patch(self, changes: dict[str, Any], todo_id: str) -> dict[str, Any]:
-        """Edit a to-do, or mark it done (`status: done`) or open again."""
-        todo = todos.update_todo(todos.get_todo(current_staff().firm_id, todo_id), changes)
+        """Edit a to-do, or mark it done (`state: done`; reminders stop) or open again."""
+        user = current_staff()
+        todo = todos.update_todo(todos.get_todo(user.firm_id, todo_id), changes, staff=user)
         commit()
         return todo_payload(todo)
+
+
+def firm_payload(firm: Firm) -> dict[str, Any]:
+    return {"id": str(firm.id), "name": firm.name, "timezone": firm.timezone}
+
+
+@firm_blp.route("")
+class FirmDetail(MethodView):
+    @firm_blp.response(200, FirmSchema)
+    def get(self) -> dict[str, Any]:
+        """The caller's firm."""
+        return firm_payload(db.session.get_one(Firm, current_staff().firm_id))
+
+    @firm_blp.arguments(FirmPatchSchema)
+    @firm_blp.response(200, FirmSchema)
+    @firm_blp.alt_response(403, schema=ErrorSchema, description="Only admins change the firm.")
+    @firm_blp.alt_response(422, schema=ErrorSchema)
+    def patch(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change the firm's name or time zone (IANA; recipients without a portal login of their own
+        get the weekly email at 09:00 in it). Admins only."""
+        user = current_staff()
+        firm = staff.update_firm(user, db.session.get_one(Firm, user.firm_id), changes)
+        commit()
+        return firm_payload(firm)

@@ -12,11 +12,102 @@ def test_todos_are_created_edited_and_completed(make):
     )
     assert created.status_code == 201, created.get_json()
     todo = created.get_json()
-    assert (todo["status"], todo["due_date"], todo["completed_at"]) == ("open", "2026-12-15", None)
-    done = firm.api.patch(f"/todos/{todo['id']}", json={"status": "done"}).get_json()
-    assert done["status"] == "done" and done["completed_at"]
-    reopened = firm.api.patch(f"/todos/{todo['id']}", json={"status": "open", "due_date": None}).get_json()
-    assert reopened["completed_at"] is None and reopened["due_date"] is None
+    assert todo == {
+        "id": todo["id"],
+        "account_id": str(account.id),
+        "kind": "documents_signature",
+        "title": "Sign the 2025 return",
+        "due_date": "2026-12-15",
+        "requires_signature": False,
+        "reminder_every_days": 3,
+        "reminder_max": 3,
+        "state": "open",
+        "done_at": None,
+        "done_by": None,
+        "created_at": todo["created_at"],
+    }
+    done = firm.api.patch(f"/todos/{todo['id']}", json={"state": "done"}).get_json()
+    assert done["state"] == "done" and done["done_at"]
+    assert done["done_by"] == {"email": firm.staff_email, "action": "done"}
+    reopened = firm.api.patch(f"/todos/{todo['id']}", json={"state": "open", "due_date": None}).get_json()
+    assert reopened["done_at"] is None and reopened["due_date"] is None and reopened["done_by"] is None
+
+
+def test_todos_list_open_first_with_a_state_filter_and_cursor(make):
+    firm = make.firm()
+    account = make.account(firm.id)
+    ids = [
+        firm.api.post(
+            f"/accounts/{account.id}/todos", json={"kind": "proposals", "title": f"T{n}"}
+        ).get_json()["id"]
+        for n in range(5)
+    ]
+    firm.api.patch(f"/todos/{ids[0]}", json={"state": "done"})
+    firm.api.patch(f"/todos/{ids[2]}", json={"state": "done"})
+    listed = firm.api.get(f"/accounts/{account.id}/todos").get_json()
+    assert [t["title"] for t in listed["items"]] == ["T1", "T3", "T4", "T0", "T2"]
+    assert listed["next_cursor"] is None
+    assert [
+        t["title"] for t in firm.api.get(f"/accounts/{account.id}/todos?state=done").get_json()["items"]
+    ] == [
+        "T0",
+        "T2",
+    ]
+    seen, cursor = [], None
+    while True:
+        page = firm.api.get(
+            f"/accounts/{account.id}/todos?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        ).get_json()
+        seen += [t["title"] for t in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ["T1", "T3", "T4", "T0", "T2"]
+    for query in ("state=closed", "cursor=2.x", "limit=0"):
+        response = firm.api.get(f"/accounts/{account.id}/todos?{query}")
+        assert response.status_code == 422, query
+        assert response.get_json()["error"]["code"] == "validation_failed"
+
+
+def test_reminder_settings_are_validated_and_patchable(make):
+    firm = make.firm()
+    account = make.account(firm.id)
+    path = f"/accounts/{account.id}/todos"
+    for body in (
+        {"kind": "proposals", "title": "x", "reminder_every_days": -1},
+        {"kind": "proposals", "title": "x", "reminder_every_days": 366},
+        {"kind": "proposals", "title": "x", "reminder_max": 53},
+        {"kind": "proposals", "title": "x", "reminder_max": "3"},
+        {"kind": "proposals", "title": "x", "requires_signature": "yes"},
+    ):
+        assert firm.api.post(path, json=body).status_code == 422, body
+    todo = firm.api.post(
+        path,
+        json={
+            "kind": "invoices_payments",
+            "title": "Pay",
+            "requires_signature": True,
+            "reminder_every_days": 0,
+        },
+    ).get_json()
+    assert (todo["requires_signature"], todo["reminder_every_days"], todo["reminder_max"]) == (True, 0, 3)
+    changed = firm.api.patch(f"/todos/{todo['id']}", json={"reminder_every_days": 7, "reminder_max": 1})
+    assert changed.status_code == 200
+    assert (changed.get_json()["reminder_every_days"], changed.get_json()["reminder_max"]) == (7, 1)
+
+
+def test_firm_timezone_is_settable_by_admins_and_validated(make):
+    firm = make.firm()
+    assert firm.api.get("/firm").get_json()["timezone"] == "UTC"
+    changed = firm.api.patch("/firm", json={"timezone": "Europe/Berlin"})
+    assert changed.status_code == 200 and changed.get_json()["timezone"] == "Europe/Berlin"
+    for bad in ("Mars/Olympus", "europe/berlin", "", "CET; DROP TABLE firms"):
+        response = firm.api.patch("/firm", json={"timezone": bad})
+        assert response.status_code == 422, bad
+    assert firm.api.get("/firm").get_json()["timezone"] == "Europe/Berlin"
+    clerk = make.firm(role="staff")
+    assert clerk.api.patch("/firm", json={"timezone": "Europe/Berlin"}).status_code == 403
+    assert clerk.api.get("/firm").status_code == 200
 
 
 def test_todo_validation_and_tenancy(make):
@@ -29,6 +120,7 @@ def test_todo_validation_and_tenancy(make):
         {"kind": "proposals", "title": ""},
         {"kind": "proposals", "title": "x", "due_date": "tomorrow"},
         {"kind": "proposals", "title": "x", "owner": 1},
+        {"kind": "proposals", "title": "x", "status": "done"},
     ):
         assert firm.api.post(f"/accounts/{account.id}/todos", json=body).status_code == 422, body
     assert (
@@ -38,5 +130,5 @@ def test_todo_validation_and_tenancy(make):
     theirs_todo = theirs.api.post(
         f"/accounts/{other.id}/todos", json={"kind": "proposals", "title": "x"}
     ).get_json()
-    assert firm.api.patch(f"/todos/{theirs_todo['id']}", json={"status": "done"}).status_code == 404
-    assert theirs.api.patch(f"/todos/{theirs_todo['id']}", json={}).get_json()["status"] == "open"
+    assert firm.api.patch(f"/todos/{theirs_todo['id']}", json={"state": "done"}).status_code == 404
+    assert theirs.api.patch(f"/todos/{theirs_todo['id']}", json={}).get_json()["state"] == "open"

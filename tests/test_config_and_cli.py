@@ -96,6 +96,21 @@ def test_firm_create_refuses_a_short_password_and_a_taken_email(app):
         assert session.scalar(select(func.count()).select_from(Firm)) == 1
 
 
+def test_firm_create_takes_an_iana_timezone_and_refuses_others(app):
+    runner = app.test_cli_runner()
+    base = ["firm", "create", "--admin-password", "a long enough password"]
+    bad = runner.invoke(
+        args=[*base, "--name", "Mars", "--admin-email", "m@m.example", "--timezone", "Mars/Olympus"]
+    )
+    assert bad.exit_code != 0 and "not a time zone" in bad.output
+    good = runner.invoke(
+        args=[*base, "--name", "Berlin", "--admin-email", "b@b.example", "--timezone", "Europe/Berlin"]
+    )
+    assert good.exit_code == 0, good.output
+    with in_app(app) as session:
+        assert session.scalars(select(Firm.timezone)).all() == ["Europe/Berlin"]
+
+
 def test_staff_token_for_unknown_user_fails_clearly(app):
     result = app.test_cli_runner().invoke(args=["staff", "token", "ghost@example.com"])
     assert result.exit_code != 0 and "No staff user" in result.output

@@ -204,8 +204,9 @@ def test_flask_worker_burst_command_delivers(app, redis_url, smtp, database_url)
         db.session.remove()
 
 
-def test_cron_command_enqueues_the_outbox_and_job_sweeps(app, redis_url, database_url, tmp_path):
-    """`flask --app wsgi cron` schedules the sweeps on queue 'portico' through rq's CronScheduler."""
+def test_cron_command_enqueues_the_sweeps_and_the_periodic_run(app, redis_url, database_url, tmp_path):
+    """`flask --app wsgi cron` schedules the sweeps and `run_due` (reminders, weekly email) on
+    queue 'portico' through rq's CronScheduler."""
     env = dict(
         os.environ,
         PORTICO_ENV="development",
@@ -224,15 +225,17 @@ def test_cron_command_enqueues_the_outbox_and_job_sweeps(app, redis_url, databas
     queue = Queue(QUEUE_NAME, connection=Redis.from_url(redis_url))
     try:
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and len(queue.jobs) < 2:
+        while time.monotonic() < deadline and len(queue.jobs) < 3:
             time.sleep(0.1)
     finally:
         proc.terminate()
         output = proc.communicate(timeout=10)[0].decode()
     assert sorted(job.func_name for job in queue.jobs) == [
         "portal_app.jobs.mail.sweep_outbox",
+        "portal_app.jobs.periodic.run_due",
         "portal_app.jobs.staff_jobs.sweep_jobs",
     ], output[-2000:]
+    assert "run_due' to run on portico every 300 seconds" in output
 
 
 def test_worker_and_cron_refuse_to_start_without_redis(app):

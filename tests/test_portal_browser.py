@@ -348,3 +348,112 @@ def test_r_por_every_signed_out_page_passes_axe(browser, live, make, smtp):
         assert_accessible(page, checked)
         page.context.close()
         assert len(checked) == 7
+
+
+# --- acting on to-dos (R-POR-6, R-SIG-1) ---------------------------------------------------------
+
+ACT = {
+    "en": SimpleNamespace(
+        sign="Sign: Sign the 2025 return",
+        sign_now="Sign now",
+        statement="I, Anna Berger, sign “Sign the 2025 return” for Berger Family.",
+        signed="Thank you. You signed “Sign the 2025 return”.",
+        mark_done="Mark as done: Upload your W-2",
+        done="Thank you. “Upload your W-2” is done.",
+        nothing="Nothing to do right now.",
+        approve="Approve: Approve the trust accounts",
+        approved="Thank you. You approved “Approve the trust accounts”.",
+        only="Only authorised signers can sign this.",
+    ),
+    "de": SimpleNamespace(
+        sign="Unterschreiben: Sign the 2025 return",
+        sign_now="Jetzt unterschreiben",
+        statement="Ich, Anna Berger, unterschreibe „Sign the 2025 return“ für Berger Family.",
+        signed="Vielen Dank. Sie haben „Sign the 2025 return“ unterschrieben.",
+        mark_done="Als erledigt markieren: Upload your W-2",
+        done="Vielen Dank. „Upload your W-2“ ist erledigt.",
+        nothing="Im Moment ist nichts zu tun.",
+        approve="Freigeben: Approve the trust accounts",
+        approved="Vielen Dank. Sie haben „Approve the trust accounts“ freigegeben.",
+        only="Nur Zeichnungsberechtigte können dies unterschreiben.",
+    ),
+}
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["javascript", "no-javascript"])
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_r_por_6_and_r_sig_1_client_signs_approves_and_completes_in_the_browser(
+    browser, live, make, smtp, javascript, language
+):
+    from playwright.sync_api import expect
+
+    world = firm_with_a_client_of_three_accounts(
+        make, smtp, invitation_language=language if language == "de" else None
+    )
+    act, text = ACT[language], TEXT[language]
+    page = open_page(browser, javascript=javascript, language=language)
+    checker = axe_page(browser, language=language)
+    checked: list[str] = []
+
+    def check_here() -> None:
+        target = page if javascript else checker
+        if not javascript:
+            checker.context.add_cookies(page.context.cookies())
+            checker.goto(page.url)
+        assert_accessible(target, checked)
+
+    try:
+        page.goto(world.link)
+        page.get_by_label(text.new_password, exact=True).fill(PASSWORD)
+        page.get_by_label(text.again, exact=True).fill(PASSWORD)
+        page.get_by_role("button", name=text.activate).click()
+        expect(page.locator("h1")).to_have_text("Berger Family")
+        if javascript:
+            page.evaluate("window.__sameDocument = true")
+
+        # sign: the confirmation step names the signer, then the to-do leaves the list
+        page.get_by_role("link", name=act.sign).click()
+        expect(page.get_by_text(act.statement)).to_be_visible()
+        if not javascript:
+            expect(page).to_have_url(re.compile(r"/todos/\d+/sign$"))
+        check_here()
+        page.get_by_role("button", name=act.sign_now).click()
+        expect(page.get_by_role("status")).to_have_text(act.signed)
+        expect(page.get_by_role("link", name=act.sign)).to_have_count(0)
+        check_here()
+
+        # mark done: one click
+        page.get_by_role("button", name=act.mark_done).click()
+        expect(page.get_by_role("status")).to_have_text(act.done)
+        expect(page.get_by_text(act.nothing)).to_be_visible()
+        if javascript:
+            assert page.evaluate("window.__sameDocument === true"), "htmx should swap, not reload the page"
+
+        # approve, on another account
+        page.goto(f"{live.url}/portal/a/{world.trust.id}/")
+        page.get_by_role("button", name=act.approve).click()
+        expect(page.get_by_role("status")).to_have_text(act.approved)
+
+        # not a signatory on this account: the to-do shows, without a sign button
+        email_id = world.settings(world.design).rsplit("/", 1)[1]
+        assert (
+            world.firm.api.patch(world.settings(world.design), json={"signatory": False}).status_code == 200
+        )
+        body = {"kind": "proposals", "title": "Engagement letter 2026"}
+        assert world.firm.api.post(f"/accounts/{world.design.id}/todos", json=body).status_code == 201
+        page.goto(f"{live.url}/portal/a/{world.design.id}/")
+        item = page.locator("li.todo", has_text="Engagement letter 2026")
+        expect(item).to_contain_text(act.only)
+        expect(item.get_by_role("link")).to_have_count(0)
+        check_here()
+    finally:
+        page.context.close()
+        checker.context.close()
+
+    family = world.firm.api.get(f"/accounts/{world.family.id}/todos?state=done").get_json()["items"]
+    assert {t["title"]: t["done_by"]["action"] for t in family} == {
+        "Sign the 2025 return": "signed",
+        "Upload your W-2": "done",
+    }
+    assert all(t["done_by"]["email"] == world.mail["To"] for t in family)
+    assert email_id and len(checked) == 3

@@ -30,7 +30,7 @@ def three_accounts(app, make, smtp) -> SimpleNamespace:
     done = api.post(
         f"/accounts/{world.account.id}/todos", json={"kind": "proposals", "title": "Old"}
     ).get_json()
-    api.patch(f"/todos/{done['id']}", json={"status": "done"})
+    api.patch(f"/todos/{done['id']}", json={"state": "done"})
     api.post(f"/accounts/{extra[0].id}/todos", json={"kind": "invoices_payments", "title": "Pay invoice 17"})
     return SimpleNamespace(world=world, client=client, first=world.account, design=extra[0], trust=extra[1])
 

@@ -176,7 +176,17 @@ def test_r_sec_2_every_portal_form_refuses_a_post_without_csrf(app, make, smtp):
     posts["portal.logout"] = ("/portal/logout", {})
     posts["portal.switch_account"] = ("/portal/switch", {"account_id": str(world.account.id)})
     posts["portal.profile"] = ("/portal/profile", {"profile-language": "de", "profile-submit": "1"})
-    for endpoint in ("portal.reset_password", "portal.logout", "portal.switch_account", "portal.profile"):
+    todo = world.firm.api.post(
+        f"/accounts/{world.account.id}/todos", json={"kind": "documents_upload", "title": "Upload the W-2"}
+    ).get_json()
+    posts["portal.complete_todo"] = (f"/portal/a/{world.account.id}/todos/{todo['id']}/done", {})
+    for endpoint in (
+        "portal.reset_password",
+        "portal.logout",
+        "portal.switch_account",
+        "portal.profile",
+        "portal.complete_todo",
+    ):
         path, data = posts[endpoint]
         assert client.post(path, data=data).status_code == 400, path
     portal_posts = {
@@ -184,7 +194,10 @@ def test_r_sec_2_every_portal_form_refuses_a_post_without_csrf(app, make, smtp):
         for r in app.url_map.iter_rules()
         if r.endpoint.startswith("portal.") and "POST" in r.methods
     }
-    assert portal_posts == set(posts)  # a new POST route must join this test
+    # One-click unsubscribe is CSRF-exempt by design (RFC 8058: mail providers POST without
+    # cookies); its signed link is the credential, tested in test_notifications.
+    assert portal_posts - {"portal.unsubscribe"} == set(posts)  # a new POST route must join this test
+    assert world.firm.api.get(f"/accounts/{world.account.id}/todos").get_json()["items"][0]["state"] == "open"
     assert home(client).status_code == 200  # logout without CSRF did nothing
     assert (
         login(app.test_client(), world.email.address, GOOD_PASSWORD).status_code == 302

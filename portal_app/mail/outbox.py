@@ -136,6 +136,10 @@ def render_message(row: OutboxEmail) -> RenderedEmail | None:
     ]
     if row.kind not in PERSONAL_KINDS:
         headers.append(("Auto-Submitted", "auto-generated"))
+    if context.get("list_unsubscribe"):
+        # RFC 2369 + RFC 8058: mail providers show an unsubscribe button that POSTs here
+        headers.append(("List-Unsubscribe", f"<{context['list_unsubscribe']}>"))
+        headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
     return RenderedEmail(
         sender=parseaddr(sender)[1],
         recipient=row.to_address,

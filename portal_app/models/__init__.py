@@ -11,7 +11,16 @@ from portal_app.models.accounts import (
     ContactSettings,
     default_notification_preferences,
 )
-from portal_app.models.activity import AuditEntry, InboxItem, InboxRead, OutboxEmail, Todo
+from portal_app.models.activity import (
+    TODO_ACTIONS,
+    TODO_STATES,
+    AuditEntry,
+    InboxItem,
+    InboxRead,
+    Notification,
+    OutboxEmail,
+    Todo,
+)
 from portal_app.models.firm import STAFF_ROLES, ApiToken, Firm, StaffUser, new_session_token
 from portal_app.models.jobs import JOB_STATES, Job
 from portal_app.models.portal import Invitation, LoginEvent, PortalUser
@@ -21,6 +30,8 @@ __all__ = [
     "ACCOUNT_TYPES",
     "NOTIFICATION_CATEGORIES",
     "STAFF_ROLES",
+    "TODO_ACTIONS",
+    "TODO_STATES",
     "Account",
     "AccountContact",
     "AccountTag",
@@ -36,6 +47,7 @@ __all__ = [
     "JOB_STATES",
     "Job",
     "LoginEvent",
+    "Notification",
     "OutboxEmail",
     "PortalUser",
     "StaffUser",

@@ -4,25 +4,45 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, ForeignKeyConstraint, Index, String, Text
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal_app.extensions import db
 from portal_app.orm import BigId, UTCDateTime, utcnow
 
 OUTBOX_STATES = ("pending", "sending", "sent", "failed")
+TODO_STATES = ("open", "done")
+TODO_ACTIONS = ("signed", "approved", "done")
 
 
 class Todo(db.Model):
-    """Something an account's client must do; ``kind`` is a notification category."""
+    """Something an account's client must do; ``kind`` is a notification category.
+
+    ``next_reminder_at`` is when reminder ``reminders_sent + 1`` is due (None: no more reminders,
+    or the to-do is done); reminder *n* is due ``n x reminder_every_days`` days after creation
+    (R-NOT-3)."""
 
     __tablename__ = "todos"
     __table_args__ = (
         ForeignKeyConstraint(
             ["account_id", "firm_id"], ["accounts.id", "accounts.firm_id"], ondelete="CASCADE"
         ),
-        CheckConstraint("status in ('open', 'done')", name="status_known"),
-        Index("ix_todos_account_id_status", "account_id", "status"),
+        CheckConstraint("state in ('open', 'done')", name="state_known"),
+        CheckConstraint(
+            "done_action IS NULL OR done_action IN ('signed', 'approved', 'done')", name="action_known"
+        ),
+        CheckConstraint("reminder_every_days BETWEEN 0 AND 365", name="reminder_every_days_range"),
+        CheckConstraint("reminder_max BETWEEN 0 AND 52", name="reminder_max_range"),
+        Index("ix_todos_account_id_state", "account_id", "state"),
+        Index("ix_todos_next_reminder_at", "next_reminder_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -31,9 +51,43 @@ class Todo(db.Model):
     kind: Mapped[str] = mapped_column(String(32))
     title: Mapped[str] = mapped_column(String(300))
     due_date: Mapped[date | None] = mapped_column()
-    status: Mapped[str] = mapped_column(String(8), default="open")
+    requires_signature: Mapped[bool] = mapped_column(default=False)
+    state: Mapped[str] = mapped_column(String(8), default="open")
+    reminder_every_days: Mapped[int] = mapped_column(default=3)
+    reminder_max: Mapped[int] = mapped_column(default=3)
+    reminders_sent: Mapped[int] = mapped_column(default=0)
+    next_reminder_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # who completed it: a client's email (signed / approved / done) or a staff user (done)
+    done_action: Mapped[str | None] = mapped_column(String(16))
+    done_by_address: Mapped[str | None] = mapped_column(String(254))
+    done_by_email_id: Mapped[int | None] = mapped_column(ForeignKey("contact_emails.id", ondelete="SET NULL"))
+    done_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
+
+
+class Notification(db.Model):
+    """One notification email decided for one recipient (R-NOT-5): the unique key on
+    (event_key, email_id) is what makes it exactly once. Written in the same transaction as
+    its outbox row, so a crash leaves both or neither."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("event_key", "email_id"),
+        CheckConstraint("kind in ('todo_new', 'todo_reminder', 'weekly_transactions')", name="kind_known"),
+        Index("ix_notifications_email_id", "email_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    firm_id: Mapped[int] = mapped_column(ForeignKey("firms.id", ondelete="CASCADE"), index=True)
+    # e.g. "todo:42:new", "todo:42:reminder:2", "weekly:2026-12-07"
+    event_key: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(32))
+    email_id: Mapped[int] = mapped_column(ForeignKey("contact_emails.id", ondelete="CASCADE"))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
+    todo_id: Mapped[int | None] = mapped_column(ForeignKey("todos.id", ondelete="SET NULL"), index=True)
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_emails.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class InboxItem(db.Model):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from zoneinfo import available_timezones
-
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, PasswordField, SelectField
@@ -11,6 +9,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import AnyOf, DataRequired, Length
 
 from portal_app.i18n import LANGUAGES
+from portal_app.services.validation import TIMEZONES
 
 # The policy's own limit (256, R-LOG-10) is checked by the service, which says so clearly;
 # this only keeps absurd bodies away from the hasher.
@@ -36,9 +35,6 @@ class ConfirmForm(FlaskForm):
     """A form with nothing but its CSRF token (logout, ask for a new invitation)."""
 
 
-TIMEZONES = ["UTC"] + sorted(
-    tz for tz in available_timezones() if "/" in tz and not tz.startswith(("Etc/", "SystemV/"))
-)
 LANGUAGE_CHOICES = [SelectChoice(code, name) for code, name in LANGUAGES.items()]
 
 

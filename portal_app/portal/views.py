@@ -26,9 +26,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from portal_app.auth import end_session, start_session
-from portal_app.extensions import db, limiter
+from portal_app.extensions import csrf, db, limiter
 from portal_app.models import (
     Account,
+    Contact,
     ContactEmail,
     ContactSettings,
     Firm,
@@ -48,8 +49,8 @@ from portal_app.portal.forms import (
     NewPasswordForm,
     ProfileForm,
 )
-from portal_app.services import client_passwords, invitations, todos
-from portal_app.services.errors import Conflict, ValidationFailed
+from portal_app.services import client_passwords, invitations, notifications, todos
+from portal_app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from portal_app.services.validation import normalise_email, parse_id
 from portal_app.tokens import digest
 from portal_app.transaction import commit
@@ -140,7 +141,7 @@ def accounts_with_open_counts(user: PortalUser) -> list[tuple[Account, int]]:
     """``accessible_accounts`` with each account's number of open to-dos, in the same query."""
     open_count = (
         select(func.count())
-        .where(Todo.account_id == Account.id, Todo.status == "open")
+        .where(Todo.account_id == Account.id, Todo.state == "open")
         .correlate(Account)
         .scalar_subquery()
     )
@@ -308,7 +309,146 @@ def account_home(account_id: int) -> Any:
     if user.current_account_id != current.id:
         user.current_account_id = current.id  # remembered for the next visit; no data changes
         commit()
-    return _render_account(user, accounts, current, counts={a.id: count for a, count in with_counts})
+    completed = _just_completed(current.id, request.args.get("completed"))
+    return _render_account(
+        user, accounts, current, counts={a.id: count for a, count in with_counts}, completed=completed
+    )
+
+
+def _just_completed(account_id: int, value: str | None) -> Todo | None:
+    """The to-do a redirect after completing one names, to thank for it (only a done one of
+    this account)."""
+    todo_id = parse_id(value)
+    if todo_id is None:
+        return None
+    return db.session.scalar(
+        select(Todo).where(Todo.id == todo_id, Todo.account_id == account_id, Todo.state == "done")
+    )
+
+
+def _account_or_404(user: PortalUser, account_id: int) -> tuple[list[Account], Account]:
+    """The user's accounts and this one among them; 404 when it is not theirs (R-POR-3)."""
+    accounts = accessible_accounts(user)
+    current = next((a for a in accounts if a.id == account_id), None)
+    if current is None:
+        abort(404)
+    return accounts, current
+
+
+def _signer_name(user: PortalUser) -> str:
+    contact = db.session.get(Contact, user.email.contact_id)
+    return contact.display_name if contact is not None else user.email.address
+
+
+@bp.get("/portal/a/<int:account_id>/todos/<int:todo_id>/sign")
+def sign_todo(account_id: int, todo_id: int) -> Any:
+    """The signing step: "I, <name>, sign …" and a button; inline with htmx, a page without."""
+    user = portal_user()
+    if user is None:
+        return _needs_login()
+    accounts, current = _account_or_404(user, account_id)
+    view = _client_todo(user, current.id, todo_id)
+    if view.todo.state != "open":
+        return redirect(
+            url_for("portal.account_home", account_id=current.id, completed=view.todo.id), code=303
+        )
+    if view.action != "sign":
+        abort(404)
+    if not view.allowed:
+        abort(403, _("Only authorised signers can sign this."))
+    context = {
+        "item": view.todo,
+        "current": current,
+        "accounts": accounts,
+        "signer_name": _signer_name(user),
+        "address": user.email.address,
+        "firm_name": user.firm.name,
+        "form": ConfirmForm(),
+    }
+    template = "portal/_sign_confirm.html" if request.headers.get("HX-Request") else "portal/sign.html"
+    return render_template(template, **context)
+
+
+def _client_todo(user: PortalUser, account_id: int, todo_id: int) -> todos.ClientTodo:
+    try:
+        return todos.client_todo(user, account_id, todo_id)
+    except NotFound:
+        abort(404)
+
+
+@bp.post("/portal/a/<int:account_id>/todos/<int:todo_id>/<any(sign, approve, done):action>")
+def complete_todo(account_id: int, todo_id: int, action: str) -> Any:
+    """Sign, approve or mark done (R-POR-6); signing needs ``signatory`` (R-SIG-1: 403, and
+    nothing changes) and the confirmation step."""
+    user = portal_user()
+    if user is None:
+        return _needs_login()
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        abort(400, _("This form has expired. Please reload the page and try again."))
+    accounts, current = _account_or_404(user, account_id)
+    view = _client_todo(user, current.id, todo_id)
+    if action == "sign" and view.action == "sign" and view.allowed and request.form.get("confirm") != "yes":
+        return redirect(url_for("portal.sign_todo", account_id=current.id, todo_id=todo_id), code=303)
+    try:
+        todo = todos.complete_by_client(user, view, action)
+    except Forbidden:
+        db.session.rollback()
+        abort(403, _("Only authorised signers can sign this."))
+    except ValidationFailed:
+        db.session.rollback()
+        abort(400, _("This to-do cannot be completed that way."))
+    except Conflict:
+        db.session.rollback()
+        return redirect(url_for("portal.account_home", account_id=current.id, completed=todo_id), code=303)
+    commit()
+    if request.headers.get("HX-Request"):
+        response = _render_account(user, accounts, current, completed=todo)
+        response.headers["HX-Push-Url"] = url_for("portal.account_home", account_id=current.id)
+        return response
+    return redirect(url_for("portal.account_home", account_id=current.id, completed=todo.id), code=303)
+
+
+@bp.route("/portal/unsubscribe/<token>", methods=["GET", "POST"])
+@csrf.exempt
+@limit_ip
+def unsubscribe(token: str) -> Any:
+    """One-click unsubscribe (RFC 8058). The signed link is the credential, so the POST carries
+    no CSRF token (mail providers POST ``List-Unsubscribe=One-Click`` without cookies); it only
+    ever switches one notification category off. A GET changes nothing: it asks."""
+    link = notifications.read_unsubscribe(token)
+    if link is None:
+        return link_problem_page("tampered")
+    g.language_hint = _language_of(link.email.id)
+    flask_babel.refresh()
+    firm_name = (
+        db.session.scalar(
+            select(Firm.name)
+            .join(Account, Account.firm_id == Firm.id)
+            .where(Account.id.in_([row.account_id for row in link.settings]))
+        )
+        if link.settings
+        else None
+    )
+    context = {
+        "address": link.email.address,
+        "category": notifications.CATEGORY_LABELS[link.category],
+        "accounts": link.accounts,
+        "firm_name": firm_name or "Portico",
+        "token": token,
+        "done": False,
+    }
+    if request.method == "POST":
+        notifications.unsubscribe(link)
+        commit()
+        context["done"] = True
+    response = make_response(render_template("portal/unsubscribe.html", **context))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _language_of(email_id: int) -> str | None:
+    return db.session.scalar(select(PortalUser.language).where(PortalUser.email_id == email_id))
 
 
 @bp.post("/portal/switch")
@@ -335,14 +475,19 @@ def switch_account() -> Any:
 
 
 def _render_account(
-    user: PortalUser, accounts: list[Account], current: Account, *, counts: dict[int, int] | None = None
+    user: PortalUser,
+    accounts: list[Account],
+    current: Account,
+    *,
+    counts: dict[int, int] | None = None,
+    completed: Todo | None = None,
 ) -> Response:
     if counts is None:
         counts = todos.open_counts([a.id for a in accounts])
-    items = todos.open_todos(current.id)
+    items = todos.client_view(user, current.id, todos.open_todos(current.id))
     groups: dict[str, list[Any]] = {}
     for item in items:
-        groups.setdefault(item.kind, []).append(item)
+        groups.setdefault(item.todo.kind, []).append(item)
     firm_name, address = user.firm.name, user.email.address  # loaded with the user
     g.default_firm_name = firm_name  # the layout's name, without a second lookup
     context = {
@@ -355,6 +500,7 @@ def _render_account(
         "form": ConfirmForm(),
         "today": utcnow().date(),
         "kind_labels": KIND_LABELS,
+        "completed": completed,
     }
     # htmx asks for the swapped part only; the same URL serves the full page otherwise
     template = "portal/_account.html" if request.headers.get("HX-Request") else "portal/home.html"

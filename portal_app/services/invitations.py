@@ -31,6 +31,7 @@ from portal_app.models import (
     Account,
     ContactEmail,
     ContactSettings,
+    Firm,
     InboxItem,
     Invitation,
     OutboxEmail,
@@ -40,6 +41,7 @@ from portal_app.models import (
     utcnow,
 )
 from portal_app.passwords import hash_password
+from portal_app.services import notifications
 from portal_app.services.client_passwords import check_new_password
 from portal_app.services.errors import Conflict, ValidationFailed
 from portal_app.sql import chunks, id_in
@@ -338,13 +340,22 @@ def check_invitation(token: str) -> InvitationCheck:
         payload = tokens.read(tokens.INVITATION, token)
     except tokens.InvalidToken:
         return InvitationCheck(None, "tampered")
-    invitation_id, secret = payload.get("i"), payload.get("s")
-    if not isinstance(invitation_id, int) or not isinstance(secret, str):
+    invitation_id, secret, notification_id = payload.get("i"), payload.get("s"), payload.get("n")
+    if not isinstance(invitation_id, int) or not isinstance(secret or notification_id, str | int):
         return InvitationCheck(None, "tampered")
     invitation = db.session.get(Invitation, invitation_id)
-    if invitation is None or not tokens.same_digest(secret, invitation.token_digest):
+    if invitation is None:
+        return InvitationCheck(None, "tampered")
+    if isinstance(secret, str):
         # a resend re-mints the digest of the same row only through a new row, so a digest
         # mismatch on an existing row means the link is not ours
+        if not tokens.same_digest(secret, invitation.token_digest):
+            return InvitationCheck(None, "tampered")
+    elif not isinstance(notification_id, int) or not notifications.notification_matches_invitation(
+        notification_id, invitation
+    ):
+        # the activation banner of a notification email (R-NOT-2) carries a link to the same
+        # invitation without re-minting its digest, so the invitation email's link keeps working
         return InvitationCheck(None, "tampered")
     if invitation.accepted_at is not None:
         return InvitationCheck(invitation, "used")
@@ -384,7 +395,9 @@ def accept_invitation(invitation: Invitation, password: str, confirm: str) -> Po
         raise Conflict("This invitation has already been used.", code="used")
     user = db.session.scalar(select(PortalUser).where(PortalUser.email_id == email.id))
     if user is None:
-        user = PortalUser(firm_id=invitation.firm_id, email_id=email.id)
+        # the firm's time zone until the client picks their own (the weekly email's 09:00)
+        firm_timezone = db.session.scalar(select(Firm.timezone).where(Firm.id == invitation.firm_id))
+        user = PortalUser(firm_id=invitation.firm_id, email_id=email.id, timezone=firm_timezone or "UTC")
         db.session.add(user)
     user.password_hash = hash_password(password)
     user.activated_at = utcnow()

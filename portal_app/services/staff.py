@@ -13,7 +13,7 @@ from portal_app.extensions import db
 from portal_app.models import ApiToken, Firm, StaffUser, utcnow
 from portal_app.passwords import MIN_LENGTH, hash_password, needs_rehash, verify_password
 from portal_app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from portal_app.services.validation import normalise_email, parse_id
+from portal_app.services.validation import check_timezone, normalise_email, parse_id
 
 API_TOKEN_PREFIX = "pt_"
 LAST_USED_PRECISION = timedelta(minutes=1)
@@ -23,8 +23,23 @@ def create_firm(name: str, *, timezone: str = "UTC") -> Firm:
     name = name.strip()
     if not name:
         raise ValidationFailed("A firm needs a name.", fields={"name": ["Required."]})
-    firm = Firm(name=name, timezone=timezone, portal_settings={})
+    firm = Firm(name=name, timezone=check_timezone(timezone), portal_settings={})
     db.session.add(firm)
+    db.session.flush()
+    return firm
+
+
+def update_firm(actor: StaffUser, firm: Firm, changes: dict[str, str]) -> Firm:
+    """Admins change the firm's name and time zone (the weekly email's default zone)."""
+    if not actor.is_admin:
+        raise Forbidden("Only admins change the firm's settings.")
+    if "name" in changes:
+        name = changes["name"].strip()
+        if not name:
+            raise ValidationFailed("A firm needs a name.", fields={"name": ["Required."]})
+        firm.name = name
+    if "timezone" in changes:
+        firm.timezone = check_timezone(changes["timezone"])
     db.session.flush()
     return firm
 

@@ -1,37 +1,104 @@
-"""To-dos: what an account's client has to do (kind = a notification category)."""
+"""To-dos: what an account's client has to do (kind = a notification category).
+
+Creating one emails its recipients (R-NOT-1); reminders follow until it is done (R-NOT-3).
+Clients complete them from the portal: sign, approve or mark done (R-POR-6), signing only with
+``signatory`` on for the account (R-SIG-1).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select, update
 
 from portal_app.extensions import db
-from portal_app.models import NOTIFICATION_CATEGORIES, Account, Todo, utcnow
-from portal_app.services.errors import NotFound, ValidationFailed
+from portal_app.models import (
+    NOTIFICATION_CATEGORIES,
+    TODO_STATES,
+    Account,
+    ContactSettings,
+    PortalUser,
+    StaffUser,
+    Todo,
+    utcnow,
+)
+from portal_app.services import notifications
+from portal_app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from portal_app.services.validation import parse_id
 
-TODO_STATUSES = ("open", "done")
+# Kinds a client signs (``invoices_payments`` only when the to-do says so), and approves.
+SIGNING_KINDS = ("documents_signature", "proposals")
+APPROVAL_KINDS = ("documents_approval",)
 
 
-def _check(kind: str | None, status: str | None) -> None:
+def action_for(todo: Todo) -> str:
+    """What completing this to-do is: ``sign``, ``approve`` or ``done`` (R-POR-6)."""
+    if todo.kind in SIGNING_KINDS or (todo.kind == "invoices_payments" and todo.requires_signature):
+        return "sign"
+    if todo.kind in APPROVAL_KINDS:
+        return "approve"
+    return "done"
+
+
+PAST_TENSE = {"sign": "signed", "approve": "approved", "done": "done"}
+
+
+def _check(changes: dict[str, Any]) -> None:
+    errors: dict[str, list[str]] = {}
+    kind = changes.get("kind")
     if kind is not None and kind not in NOTIFICATION_CATEGORIES:
-        raise ValidationFailed(
-            "Unknown kind.", fields={"kind": [f"One of {', '.join(NOTIFICATION_CATEGORIES)}."]}
-        )
-    if status is not None and status not in TODO_STATUSES:
-        raise ValidationFailed("Unknown status.", fields={"status": ["open or done."]})
+        errors["kind"] = [f"One of {', '.join(NOTIFICATION_CATEGORIES)}."]
+    if changes.get("state") is not None and changes["state"] not in TODO_STATES:
+        errors["state"] = ["open or done."]
+    if "title" in changes and not (changes["title"] or "").strip():
+        errors["title"] = ["Required."]
+    every, most = changes.get("reminder_every_days"), changes.get("reminder_max")
+    if every is not None and not 0 <= every <= 365:
+        errors["reminder_every_days"] = ["From 0 (no reminders) to 365 days."]
+    if most is not None and not 0 <= most <= 52:
+        errors["reminder_max"] = ["From 0 to 52."]
+    if errors:
+        raise ValidationFailed("The to-do is not valid.", fields=errors)
 
 
-def create_todo(account: Account, *, kind: str, title: str, due_date: date | None = None) -> Todo:
-    _check(kind, None)
-    title = title.strip()
-    if not title:
-        raise ValidationFailed("A to-do needs a title.", fields={"title": ["Required."]})
-    todo = Todo(firm_id=account.firm_id, account_id=account.id, kind=kind, title=title, due_date=due_date)
+def create_todo(
+    account: Account,
+    *,
+    kind: str,
+    title: str,
+    due_date: date | None = None,
+    requires_signature: bool = False,
+    reminder_every_days: int = 3,
+    reminder_max: int = 3,
+) -> Todo:
+    """Add a to-do and email it to the account's recipients of its kind (R-NOT-1)."""
+    _check(
+        {
+            "kind": kind,
+            "title": title,
+            "reminder_every_days": reminder_every_days,
+            "reminder_max": reminder_max,
+        }
+    )
+    todo = Todo(
+        firm_id=account.firm_id,
+        account_id=account.id,
+        kind=kind,
+        title=title.strip(),
+        due_date=due_date,
+        requires_signature=requires_signature,
+        reminder_every_days=reminder_every_days,
+        reminder_max=reminder_max,
+        reminders_sent=0,
+        state="open",
+        created_at=utcnow(),
+    )
+    notifications.schedule_reminders(todo)
     db.session.add(todo)
     db.session.flush()
+    notifications.notify_new_todo(todo)
     return todo
 
 
@@ -43,22 +110,55 @@ def get_todo(firm_id: int, todo_id: object) -> Todo:
     return todo
 
 
-def update_todo(todo: Todo, changes: dict[str, Any]) -> Todo:
-    _check(changes.get("kind"), changes.get("status"))
-    if "title" in changes:
-        title = (changes["title"] or "").strip()
-        if not title:
-            raise ValidationFailed("A to-do needs a title.", fields={"title": ["Required."]})
-        todo.title = title
-    if "kind" in changes:
-        todo.kind = changes["kind"]
-    if "due_date" in changes:
-        todo.due_date = changes["due_date"]
-    if "status" in changes and changes["status"] != todo.status:
-        todo.status = changes["status"]
-        todo.completed_at = utcnow() if todo.status == "done" else None
+def update_todo(todo: Todo, changes: dict[str, Any], *, staff: StaffUser | None = None) -> Todo:
+    """Staff edit a to-do, or mark it done (``state: done``, by them) or open again."""
+    _check(changes)
+    for field in ("title", "kind", "due_date", "requires_signature", "reminder_every_days", "reminder_max"):
+        if field in changes:
+            setattr(todo, field, changes[field].strip() if field == "title" else changes[field])
+    if "state" in changes and changes["state"] != todo.state:
+        if changes["state"] == "done":
+            _mark_done(
+                todo,
+                action="done",
+                address=staff.email if staff else None,
+                staff_id=staff.id if staff else None,
+            )
+        else:
+            todo.state = "open"
+            todo.done_at = todo.done_action = todo.done_by_address = None
+            todo.done_by_email_id = todo.done_by_staff_id = None
+    notifications.schedule_reminders(todo)
     db.session.flush()
     return todo
+
+
+def _mark_done(
+    todo: Todo, *, action: str, address: str | None, email_id: int | None = None, staff_id: int | None = None
+) -> None:
+    todo.state = "done"
+    todo.done_at = utcnow()
+    todo.done_action = PAST_TENSE[action]
+    todo.done_by_address = address
+    todo.done_by_email_id = email_id
+    todo.done_by_staff_id = staff_id
+    todo.next_reminder_at = None  # reminders stop the moment it is done (R-NOT-3)
+
+
+def list_todos(
+    account_id: int, *, state: str | None = None, limit: int = 50, after: tuple[int, int] | None = None
+) -> list[Todo]:
+    """Open first (soonest due first, undated last), then done (latest first); ``after`` is the
+    (rank, id) cursor of the last row of the previous page."""
+    if state is not None and state not in TODO_STATES:
+        raise ValidationFailed("Unknown state.", fields={"state": ["open or done."]})
+    query = select(Todo).where(Todo.account_id == account_id)
+    if state is not None:
+        query = query.where(Todo.state == state)
+    rank = case((Todo.state == "open", 0), else_=1)
+    if after is not None:
+        query = query.where((rank > after[0]) | ((rank == after[0]) & (Todo.id > after[1])))
+    return list(db.session.scalars(query.order_by(rank, Todo.id).limit(limit)))
 
 
 def open_todos(account_id: int) -> list[Todo]:
@@ -66,7 +166,7 @@ def open_todos(account_id: int) -> list[Todo]:
     return list(
         db.session.scalars(
             select(Todo)
-            .where(Todo.account_id == account_id, Todo.status == "open")
+            .where(Todo.account_id == account_id, Todo.state == "open")
             .order_by(Todo.due_date.is_(None), Todo.due_date, Todo.id)
         )
     )
@@ -77,7 +177,76 @@ def open_counts(account_ids: list[int]) -> dict[int, int]:
         return {}
     rows = db.session.execute(
         select(Todo.account_id, func.count())
-        .where(Todo.account_id.in_(account_ids), Todo.status == "open")
+        .where(Todo.account_id.in_(account_ids), Todo.state == "open")
         .group_by(Todo.account_id)
     ).all()
     return {account_id: count for account_id, count in rows}
+
+
+# --- clients acting on their to-dos (R-POR-6, R-SIG-1) --------------------------------------------
+
+
+@dataclass
+class ClientTodo:
+    """A to-do as one portal user sees it on one account."""
+
+    todo: Todo
+    action: str  # sign | approve | done
+    allowed: bool  # False: signing without signatory
+
+
+def can_sign(user: PortalUser, account_id: int) -> bool:
+    return bool(
+        db.session.scalar(
+            select(ContactSettings.signatory).where(
+                ContactSettings.account_id == account_id,
+                ContactSettings.email_id == user.email_id,
+                ContactSettings.login.is_(True),
+            )
+        )
+    )
+
+
+def client_view(user: PortalUser, account_id: int, items: list[Todo]) -> list[ClientTodo]:
+    signatory = any(action_for(t) == "sign" for t in items) and can_sign(user, account_id)
+    return [
+        ClientTodo(todo=t, action=(action := action_for(t)), allowed=action != "sign" or signatory)
+        for t in items
+    ]
+
+
+def client_todo(user: PortalUser, account_id: int, todo_id: int) -> ClientTodo:
+    """An open-or-done to-do of an account the caller may see (the caller checked access)."""
+    todo = db.session.scalar(select(Todo).where(Todo.id == todo_id, Todo.account_id == account_id))
+    if todo is None:
+        raise NotFound("To-do not found.")
+    [view] = client_view(user, account_id, [todo])
+    return view
+
+
+def complete_by_client(user: PortalUser, view: ClientTodo, action: str) -> Todo:
+    """The client signs, approves or marks done; only the to-do's own action, only once, and
+    signing only as a signatory (403 otherwise, R-SIG-1)."""
+    if action != view.action:
+        raise ValidationFailed("This to-do is not completed that way.", fields={"action": [view.action]})
+    if not view.allowed:
+        raise Forbidden("Only authorised signers can sign this.")
+    todo = view.todo
+    claimed = db.session.execute(
+        update(Todo)
+        .where(Todo.id == todo.id, Todo.state == "open")
+        .values(
+            state="done",
+            done_at=utcnow(),
+            done_action=PAST_TENSE[action],
+            done_by_address=user.email.address,
+            done_by_email_id=user.email_id,
+            done_by_staff_id=None,
+            next_reminder_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed != 1:
+        raise Conflict("This to-do is already done.", code="already_done")
+    db.session.refresh(todo)
+    return todo

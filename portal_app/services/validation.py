@@ -50,3 +50,25 @@ def text_problem(value: str) -> str | None:
     except UnicodeEncodeError:
         return "Contains an invalid Unicode character."
     return None
+
+
+def _zones() -> list[str]:
+    from zoneinfo import available_timezones
+
+    return ["UTC"] + sorted(
+        tz for tz in available_timezones() if "/" in tz and not tz.startswith(("Etc/", "SystemV/"))
+    )
+
+
+# The IANA time zones people pick (region/city, plus UTC); the portal's profile offers the same.
+TIMEZONES = _zones()
+_TIMEZONE_SET = frozenset(TIMEZONES)
+
+
+def check_timezone(value: str, *, field: str = "timezone") -> str:
+    """Return an IANA time zone name, or raise ValidationFailed."""
+    if value not in _TIMEZONE_SET:
+        raise ValidationFailed(
+            f"{value!r} is not a time zone.", fields={field: ["An IANA time zone such as Europe/Berlin."]}
+        )
+    return value

@@ -1,0 +1,37 @@
+"""The periodic jobs: one entry point that runs everything due at an instant (SPEC §14)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from portal_app.models import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def parse_instant(value: str) -> datetime:
+    """An ISO 8601 instant with its UTC offset (``2026-12-07T09:00:00+01:00`` or ``…Z``)."""
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError("give the instant with its UTC offset, e.g. 2026-12-07T09:00:00+01:00")
+    return moment
+
+
+def run_due(at: str | None = None) -> dict[str, int]:
+    """Run once every periodic job due at ``at`` (default now): the outbox and job sweeps, the
+    reminders due by then and the weekly emails whose Monday 09:00 has come. Safe to repeat and
+    to run concurrently (R-NOT-5): what was sent is never sent again."""
+    from portal_app.jobs.mail import sweep_outbox
+    from portal_app.jobs.staff_jobs import sweep_jobs
+    from portal_app.services.notifications import send_due_reminders, send_weekly_transactions
+
+    moment = parse_instant(at) if at else utcnow()
+    done = {
+        "reminders": send_due_reminders(moment),
+        "weekly": send_weekly_transactions(moment),
+        "outbox": sweep_outbox(),
+        "jobs": sweep_jobs(),
+    }
+    log.info("periodic jobs at %s: %s", moment.isoformat(), done)
+    return done
