@@ -48,7 +48,7 @@ def register_proxy(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from portal_app import auth, db_events, i18n, redact
+    from portal_app import auth, db_events, headers, i18n, redact
     from portal_app.extensions import csrf, db, limiter, login_manager, migrate
 
     db.init_app(app)
@@ -60,6 +60,7 @@ def register_extensions(app: Flask) -> None:
     redact.init_app()
     auth.init_app(app)
     db_events.init_app(app)
+    headers.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Flask, Response, redirect, request, session, url_for
+from flask import Flask, Response, current_app, g, redirect, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
 
@@ -39,6 +39,9 @@ SEEN_AT_PRECISION = 30
 def start_session(user: StaffUser | PortalUser) -> None:
     """Log a user in with a fresh session (R-SEC-5) that the timeouts below measure."""
     session.clear()
+    # Flask-WTF caches this request's CSRF token in g: a page rendered after the rotation must
+    # carry a token of the new session
+    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
     login_user(user)
     now = int(time.time())
     session["auth_at"] = session["seen_at"] = now

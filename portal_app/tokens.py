@@ -22,7 +22,9 @@ PASSWORD_RESET = "portico.password-reset.v1"
 # One-click unsubscribe (RFC 8058): the signed link is the whole credential; it switches one
 # notification category off and nothing else.
 UNSUBSCRIBE = "portico.unsubscribe.v1"
-PURPOSES = (INVITATION, PASSWORD_RESET, UNSUBSCRIBE)
+# The staff API's second step after a correct password (R-SEC-13): 5 minutes, single use.
+MFA_LOGIN = "portico.mfa-login.v1"
+PURPOSES = (INVITATION, PASSWORD_RESET, UNSUBSCRIBE, MFA_LOGIN)
 
 
 class InvalidToken(Exception):

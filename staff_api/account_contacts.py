@@ -8,7 +8,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from portal_app.models import AccountContact, Contact, ContactEmail, ContactSettings
-from portal_app.services import accounts, client_passwords, contacts, invitations, links, settings
+from portal_app.services import accounts, client_passwords, contacts, invitations, links, mfa, settings
 from portal_app.services.audit import Actor
 from portal_app.services.errors import Conflict
 from portal_app.services.invitation_state import invitation_states
@@ -202,4 +202,20 @@ class ContactPasswordReset(MethodView):
         if user is None:
             raise Conflict("This email has no activated portal login; send an invitation instead.")
         client_passwords.queue_password_reset(user)
+        commit()
+
+
+@blp.route("/<account_id>/contact-settings/<email_id>/mfa")
+class ContactMfaReset(MethodView):
+    @blp.response(204)
+    @blp.alt_response(404, schema=ErrorSchema)
+    @blp.alt_response(409, schema=ErrorSchema, description="The client has no second factor.")
+    def delete(self, account_id: str, email_id: str) -> None:
+        """Reset the client's second factor (R-SEC-13): it is removed, never shown. Audited; the
+        client is emailed, signed out, and enrols again at the next sign-in if the firm requires it."""
+        staff = current_staff()
+        account = accounts.get_account(staff.firm_id, account_id)
+        row = settings.get_settings(account, email_id)
+        if not mfa.reset_client(row, staff):
+            raise Conflict("This client has no second factor to reset.", code="mfa_not_enabled")
         commit()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from flask import Flask, abort, current_app, g, request, session
 from flask.views import MethodView
 from flask_login import current_user, logout_user
@@ -11,20 +13,38 @@ from flask_wtf.csrf import generate_csrf
 from portal_app.auth import start_session
 from portal_app.extensions import csrf, db, limiter
 from portal_app.models import StaffUser, new_session_token
+from portal_app.services import mfa
 from portal_app.services.errors import DomainError
 from portal_app.services.staff import authenticate_staff, staff_for_api_token
 from portal_app.transaction import commit
-from staff_api.schemas import ErrorSchema, LoginSchema, SessionSchema
+from staff_api.schemas import (
+    ErrorSchema,
+    LoginAnswerSchema,
+    LoginMfaSchema,
+    LoginSchema,
+    MfaCodeSchema,
+    MfaPasswordCodeSchema,
+    MfaSetupSchema,
+    RecoveryCodesSchema,
+    SessionSchema,
+)
 
 blp = Blueprint("auth", __name__, description="Staff sessions for the single-page app.")
 
-PUBLIC_ENDPOINTS = frozenset({"auth.Login", "api-docs.openapi_json"})
+PUBLIC_ENDPOINTS = frozenset({"auth.Login", "auth.LoginMfa", "api-docs.openapi_json"})
+# What a staff user whose firm requires two factors, and who has none, may still call.
+ENROLMENT_ENDPOINTS = frozenset({"auth.Me", "auth.Logout", "auth.MfaSetup", "auth.MfaConfirm"})
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class Unauthorized(DomainError):
     status = 401
     code = "unauthorized"
+
+
+class MfaEnrolmentRequired(DomainError):
+    status = 403
+    code = "mfa_enrollment_required"
 
 
 def current_staff() -> StaffUser:
@@ -45,6 +65,7 @@ def authenticate_api_request() -> None:
         g.staff, g.auth_method = staff, "token"
         if db.session.dirty:
             commit()  # records last_used_at
+        _enrolment_gate(staff)
         return
     user = current_user._get_current_object() if current_user.is_authenticated else None
     if not isinstance(user, StaffUser):
@@ -52,6 +73,35 @@ def authenticate_api_request() -> None:
     if request.method in UNSAFE_METHODS:
         csrf.protect()  # cookie-authenticated unsafe calls need X-CSRFToken (R-SEC-2)
     g.staff, g.auth_method = user, "session"
+    _enrolment_gate(user)
+
+
+def _enrolment_gate(user: StaffUser) -> None:
+    """R-SEC-13: the firm requires two factors and this user has none: enrolment only."""
+    if request.endpoint not in ENROLMENT_ENDPOINTS and mfa.must_enrol(user):
+        raise MfaEnrolmentRequired(
+            "Your firm requires two-factor sign-in. Set it up first: POST /api/v1/auth/mfa/setup, "
+            "then POST /api/v1/auth/mfa/confirm with the first code."
+        )
+
+
+def passed_two_factors() -> bool:
+    """This request's session signed in with two factors (bearer tokens never count)."""
+    return g.get("auth_method") == "session" and isinstance(session.get("mfa_at"), int)
+
+
+def _session_answer(user: StaffUser) -> dict:
+    return {
+        "user": staff_payload(user),
+        "csrf_token": generate_csrf(),
+        "mfa_enrollment_required": mfa.must_enrol(user),
+    }
+
+
+def _start_two_factor_session(user: StaffUser) -> None:
+    """A new session (rotated: cleared and re-issued, new CSRF token) that passed two factors."""
+    start_session(user)
+    session["mfa_at"] = int(time.time())
 
 
 def staff_payload(user: StaffUser) -> dict:
@@ -61,6 +111,7 @@ def staff_payload(user: StaffUser) -> dict:
         "name": user.name,
         "role": user.role,
         "firm": {"id": str(user.firm.id), "name": user.firm.name},
+        "mfa_enabled": mfa.enrolled(user),
     }
 
 
@@ -84,21 +135,123 @@ class Login(MethodView):
     ]
 
     @blp.arguments(LoginSchema)
-    @blp.response(200, SessionSchema)
+    @blp.response(200, LoginAnswerSchema)
     @blp.alt_response(401, schema=ErrorSchema, description="Wrong email or password.")
     @blp.alt_response(415, schema=ErrorSchema, description="The body is not JSON.")
     @blp.alt_response(429, schema=ErrorSchema, description="Too many attempts; see Retry-After.")
     @blp.doc(security=[])
     def post(self, credentials: dict) -> dict:
-        """Log in with email and password; answers the CSRF token for unsafe calls."""
+        """Log in with email and password. Answers the session and its CSRF token, or, when two
+        factors are on, `{"mfa_required": true, "mfa_token": …}` for POST /auth/login/mfa."""
         if not request.is_json:
             abort(415, "Send the credentials as application/json.")
         user = authenticate_staff(credentials["email"], credentials["password"])
         if user is None:
             raise Unauthorized("The email or password is not correct.", code="invalid_credentials")
+        if mfa.enrolled(user):
+            token = mfa.issue_challenge(user)
+            commit()
+            return {"mfa_required": True, "mfa_token": token}
         start_session(user)  # a fresh session at login (R-SEC-5), with its timeouts
         commit()
-        return {"user": staff_payload(user), "csrf_token": generate_csrf()}
+        return _session_answer(user)
+
+
+def _mfa_token_key() -> str:
+    body = request.get_json(silent=True)
+    token = body.get("mfa_token") if isinstance(body, dict) else None
+    return mfa.challenge_subject(token) if isinstance(token, str) else "mfa-user:none"
+
+
+@blp.route("/login/mfa")
+class LoginMfa(MethodView):
+    # code entry is rate limited like login: per IP and per user (R-SEC-13)
+    decorators = [
+        limiter.limit(lambda: current_app.config["LIMIT_PER_IP"], methods=["POST"], scope="staff-mfa-ip"),
+        limiter.limit(
+            lambda: current_app.config["LIMIT_PER_EMAIL"],
+            key_func=_mfa_token_key,
+            methods=["POST"],
+            scope="staff-mfa-user",
+        ),
+    ]
+
+    @blp.arguments(LoginMfaSchema)
+    @blp.response(200, SessionSchema)
+    @blp.alt_response(401, schema=ErrorSchema, description="The mfa_token or the code is not valid.")
+    @blp.alt_response(429, schema=ErrorSchema, description="Too many attempts; see Retry-After.")
+    @blp.doc(security=[])
+    def post(self, data: dict) -> dict:
+        """The second step: the `mfa_token` from /auth/login and a code from the app (each code works
+        once) or a recovery code. Starts a new session that passed two factors."""
+        user = mfa.challenge_user(data["mfa_token"])
+        if user is None:
+            raise Unauthorized(
+                "The sign-in has expired or was already used. Log in again.", code="invalid_mfa_token"
+            )
+        if mfa.verify(user, data["code"]) is None:
+            commit()
+            raise Unauthorized("That code is not right.", code="invalid_code")
+        user.mfa_challenge = None  # the token is spent
+        _start_two_factor_session(user)
+        commit()
+        return _session_answer(user)
+
+
+@blp.route("/mfa/setup")
+class MfaSetup(MethodView):
+    @blp.response(200, MfaSetupSchema)
+    @blp.alt_response(409, schema=ErrorSchema, description="Two factors are already on.")
+    def post(self) -> dict:
+        """Start enrolling an authenticator app: the `otpauth://` URI, its key and a QR code (SVG).
+        Nothing changes for sign-in until POST /auth/mfa/confirm."""
+        setup = mfa.begin_totp(current_staff())
+        commit()
+        return {"otpauth_uri": setup.uri, "secret": setup.secret, "qr_svg": setup.qr_svg}
+
+
+@blp.route("/mfa/confirm")
+class MfaConfirm(MethodView):
+    @blp.arguments(MfaCodeSchema)
+    @blp.response(200, RecoveryCodesSchema)
+    @blp.alt_response(409, schema=ErrorSchema, description="Not started, or already on.")
+    @blp.alt_response(422, schema=ErrorSchema, description="The code is not right.")
+    def post(self, data: dict) -> dict:
+        """Confirm the app with its first code: two factors are on. Answers 10 recovery codes, shown
+        this once; a session call also gets a new session (and CSRF token) that passed two factors."""
+        user = current_staff()
+        codes = mfa.confirm_totp(user, data["code"])
+        answer: dict = {"recovery_codes": codes}
+        if g.auth_method == "session":
+            _start_two_factor_session(user)
+            answer["csrf_token"] = generate_csrf()
+        commit()
+        return answer
+
+
+@blp.route("/mfa")
+class MfaFactor(MethodView):
+    @blp.arguments(MfaPasswordCodeSchema)
+    @blp.response(204)
+    @blp.alt_response(409, schema=ErrorSchema, description="Not on, or the firm requires it.")
+    @blp.alt_response(422, schema=ErrorSchema, description="Wrong password or code.")
+    def delete(self, data: dict) -> None:
+        """Turn two factors off, with the password and a code."""
+        mfa.disable(current_staff(), data["password"], data["code"])
+        commit()
+
+
+@blp.route("/mfa/recovery-codes")
+class MfaRecoveryCodes(MethodView):
+    @blp.arguments(MfaPasswordCodeSchema)
+    @blp.response(200, RecoveryCodesSchema)
+    @blp.alt_response(409, schema=ErrorSchema, description="Two factors are not on.")
+    @blp.alt_response(422, schema=ErrorSchema, description="Wrong password or code.")
+    def post(self, data: dict) -> dict:
+        """Replace the recovery codes (the old ones stop working), with the password and a code."""
+        codes = mfa.regenerate_recovery_codes(current_staff(), data["password"], data["code"])
+        commit()
+        return {"recovery_codes": codes}
 
 
 @blp.route("/logout")
@@ -121,7 +274,7 @@ class Me(MethodView):
     @blp.alt_response(401, schema=ErrorSchema)
     def get(self) -> dict:
         """The logged-in staff user and a CSRF token for unsafe calls."""
-        return {"user": staff_payload(current_staff()), "csrf_token": generate_csrf()}
+        return _session_answer(current_staff())
 
 
 def init_app(app: Flask) -> None:

@@ -77,6 +77,7 @@ class StaffUserSchema(Schema):
     name = fields.String(required=True)
     role = fields.String(required=True, validate=validate.OneOf(["admin", "staff"]))
     firm = fields.Nested(FirmRefSchema, required=True)
+    mfa_enabled = StrictBoolean(required=True, metadata={"description": "Two-factor sign-in is on."})
 
 
 class LoginSchema(StrictSchema):
@@ -87,6 +88,53 @@ class LoginSchema(StrictSchema):
 class SessionSchema(Schema):
     user = fields.Nested(StaffUserSchema, required=True)
     csrf_token = fields.String(required=True)
+    mfa_enrollment_required = StrictBoolean(
+        required=True,
+        metadata={
+            "description": "The firm requires two factors and you have none: enrol before anything else."
+        },
+    )
+
+
+class LoginAnswerSchema(Schema):
+    """Either a session (as /auth/me), or the second step when two factors are on."""
+
+    user = fields.Nested(StaffUserSchema)
+    csrf_token = fields.String()
+    mfa_enrollment_required = StrictBoolean()
+    mfa_required = StrictBoolean(metadata={"description": "Send a code to POST /auth/login/mfa."})
+    mfa_token = fields.String(metadata={"description": "Single use, valid for 5 minutes."})
+
+
+class LoginMfaSchema(StrictSchema):
+    mfa_token = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    code = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "The app's 6-digit code, or a recovery code."},
+    )
+
+
+class MfaCodeSchema(StrictSchema):
+    code = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class MfaPasswordCodeSchema(StrictSchema):
+    password = fields.String(required=True, validate=validate.Length(min=1, max=256))
+    code = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class MfaSetupSchema(Schema):
+    otpauth_uri = fields.String(required=True)
+    secret = fields.String(required=True, metadata={"description": "Base32, for typing into an app."})
+    qr_svg = fields.String(
+        required=True, metadata={"description": "The otpauth URI as an inline SVG QR code."}
+    )
+
+
+class RecoveryCodesSchema(Schema):
+    recovery_codes = fields.List(fields.String(), required=True, metadata={"description": "Shown once."})
+    csrf_token = fields.String(metadata={"description": "The new session's token (session calls)."})
 
 
 # --- accounts -------------------------------------------------------------------------------
@@ -481,8 +529,12 @@ class FirmSchema(Schema):
     id = fields.String(required=True)
     name = fields.String(required=True)
     timezone = fields.String(required=True, metadata={"description": "IANA time zone, e.g. Europe/Berlin."})
+    require_mfa_staff = StrictBoolean(required=True)
+    require_mfa_clients = StrictBoolean(required=True)
 
 
 class FirmPatchSchema(StrictSchema):
     name = fields.String(validate=validate.Length(min=1, max=200))
     timezone = fields.String(validate=validate.Length(min=1, max=64))
+    require_mfa_staff = StrictBoolean(metadata={"description": "Every staff user signs in with two factors."})
+    require_mfa_clients = StrictBoolean(metadata={"description": "Every client signs in with two factors."})

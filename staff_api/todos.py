@@ -103,7 +103,13 @@ class TodoDetail(MethodView):
 
 
 def firm_payload(firm: Firm) -> dict[str, Any]:
-    return {"id": str(firm.id), "name": firm.name, "timezone": firm.timezone}
+    return {
+        "id": str(firm.id),
+        "name": firm.name,
+        "timezone": firm.timezone,
+        "require_mfa_staff": firm.require_mfa_staff,
+        "require_mfa_clients": firm.require_mfa_clients,
+    }
 
 
 @firm_blp.route("")
@@ -118,8 +124,9 @@ class FirmDetail(MethodView):
     @firm_blp.alt_response(403, schema=ErrorSchema, description="Only admins change the firm.")
     @firm_blp.alt_response(422, schema=ErrorSchema)
     def patch(self, changes: dict[str, Any]) -> dict[str, Any]:
-        """Change the firm's name or time zone (IANA; recipients without a portal login of their own
-        get the weekly email at 09:00 in it). Admins only."""
+        """Change the firm's name, time zone (IANA; recipients without a portal login of their own
+        get the weekly email at 09:00 in it), or require two-factor sign-in for all staff and/or all
+        clients (R-SEC-13). Admins only."""
         user = current_staff()
         firm = staff.update_firm(user, db.session.get_one(Firm, user.firm_id), changes)
         commit()

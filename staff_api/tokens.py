@@ -10,9 +10,11 @@ from sqlalchemy import select
 
 from portal_app.extensions import db
 from portal_app.models import ApiToken, StaffUser
+from portal_app.services import mfa
 from portal_app.services import staff as staff_service
+from portal_app.services.errors import Forbidden
 from portal_app.transaction import commit
-from staff_api.auth import current_staff, staff_payload
+from staff_api.auth import current_staff, passed_two_factors, staff_payload
 from staff_api.schemas import (
     ApiTokenCreatedSchema,
     ApiTokenCreateSchema,
@@ -62,12 +64,21 @@ class ApiTokens(MethodView):
     @blp.arguments(ApiTokenCreateSchema)
     @blp.response(201, ApiTokenCreatedSchema)
     @blp.alt_response(401, schema=ErrorSchema)
-    @blp.alt_response(403, schema=ErrorSchema, description="A non-admin asked for someone else's token.")
+    @blp.alt_response(
+        403,
+        schema=ErrorSchema,
+        description="A non-admin asked for someone else's token, or two factors are on and this "
+        "session did not sign in with them.",
+    )
     @blp.alt_response(404, schema=ErrorSchema, description="No such staff user in this firm.")
     @blp.alt_response(422, schema=ErrorSchema, description="The staff user is deactivated.")
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Create a token; the secret is in this answer only."""
         actor = current_staff()
+        if mfa.enrolled(actor) and not passed_two_factors():
+            raise Forbidden(
+                "Create API tokens from a session that signed in with two factors.", code="mfa_required"
+            )
         owner = staff_service.get_staff_user(actor.firm_id, data["staff_id"]) if "staff_id" in data else actor
         token, secret = staff_service.create_api_token_for(actor, owner, name=data["name"].strip())
         commit()

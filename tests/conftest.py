@@ -8,6 +8,7 @@ committed rows, as they do in production.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
@@ -171,6 +172,7 @@ class SmtpSink:
 
         self.messages: list[EmailMessage] = []
         self.connections: list[int] = []  # the SMTP session each message came over, in order
+        self.delay = 0.0  # seconds per message, like a real server's latency
         self.port = free_port()
         sink = self
 
@@ -186,6 +188,8 @@ class SmtpSink:
                 return "250 OK"
 
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                if sink.delay:
+                    await asyncio.sleep(sink.delay)
                 sink.messages.append(message_from_bytes(envelope.content, policy=policy.default))  # type: ignore[arg-type]
                 sink.connections.append(id(session))
                 return "250 OK"

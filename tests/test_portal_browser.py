@@ -25,6 +25,7 @@ from tests.conftest import REQUIRE_SERVICES, free_port
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
+AXE_SOURCE = "(() => {" + AXE.read_text(encoding="utf-8") + "\n})()" if AXE.exists() else ""
 PASSWORD = "maple river lantern 42"
 LINK = re.compile(r"https?://\S+/portal/activate/\S+")
 
@@ -114,7 +115,25 @@ def open_page(browser: Any, *, javascript: bool, language: str) -> Any:
         has_touch=language == "de",
     )
     context.set_default_timeout(10_000)
-    return context.new_page()
+    return watch_csp(context.new_page())
+
+
+def watch_csp(page: Any) -> Any:
+    """Collect every Content-Security-Policy violation the page reports (R-SEC-14); the walks
+    fail on any."""
+    page.csp_violations = []
+    page.on(
+        "console",
+        lambda message: (
+            page.csp_violations.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    return page
+
+
+def assert_no_csp_violations(*pages: Any) -> None:
+    found = [text for page in pages for text in page.csp_violations]
+    assert not found, "CSP violations:\n" + "\n".join(found)
 
 
 def firm_with_a_client_of_three_accounts(make, smtp, *, invitation_language: str | None) -> SimpleNamespace:
@@ -163,7 +182,10 @@ def firm_with_a_client_of_three_accounts(make, smtp, *, invitation_language: str
 
 def assert_accessible(page: Any, seen: list[str]) -> None:
     """axe-core on the page as it is now: no serious or critical violation."""
-    page.add_script_tag(content=AXE.read_text(encoding="utf-8"))
+    # evaluated through the DevTools protocol, not as an inline <script>: the page's CSP forbids
+    # those, and a violation would fail the walk
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE_SOURCE)
     result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
     bad = [v for v in result["violations"] if v["impact"] in ("serious", "critical")]
     summary = [
@@ -299,6 +321,7 @@ def walk(
     expect(page.locator("h1")).to_have_text(text.no_access)
     expect(page.get_by_role("button", name=text.log_out)).to_be_visible()
     check_here()
+    assert_no_csp_violations(page, checker)
     checker.context.close()
     return checked
 
@@ -346,6 +369,7 @@ def test_r_por_every_signed_out_page_passes_axe(browser, live, make, smtp):
         page.get_by_role("button", name=text.activate).click()  # empty: the errors show
         expect(page.get_by_role("alert")).to_be_visible()
         assert_accessible(page, checked)
+        assert_no_csp_violations(page)
         page.context.close()
         assert len(checked) == 7
 
@@ -446,6 +470,7 @@ def test_r_por_6_and_r_sig_1_client_signs_approves_and_completes_in_the_browser(
         expect(item).to_contain_text(act.only)
         expect(item.get_by_role("link")).to_have_count(0)
         check_here()
+        assert_no_csp_violations(page, checker)
     finally:
         page.context.close()
         checker.context.close()
@@ -457,3 +482,149 @@ def test_r_por_6_and_r_sig_1_client_signs_approves_and_completes_in_the_browser(
     }
     assert all(t["done_by"]["email"] == world.mail["To"] for t in family)
     assert email_id and len(checked) == 3
+
+
+# --- two-step sign-in (R-SEC-13) -----------------------------------------------------------------
+
+MFA = {
+    "en": SimpleNamespace(
+        gate="asks every client to sign in with a second step",
+        set_up_app="Set up an app",
+        code_label="Enter the six-digit code the app shows",
+        turn_on="Turn on",
+        enabled="Two-step sign-in is on",
+        continue_="Continue to my account",
+        email="Email",
+        password="Password",
+        log_in="Log in",
+        code="Code",
+        next="Continue",
+        email_me="Email me a code",
+        code_subject="Your sign-in code",
+    ),
+    "de": SimpleNamespace(
+        gate="bittet alle Mandanten, sich mit einem zweiten Schritt anzumelden",
+        set_up_app="App einrichten",
+        code_label="Geben Sie den sechsstelligen Code aus der App ein",
+        turn_on="Einschalten",
+        enabled="Die Anmeldung in zwei Schritten ist an",
+        continue_="Weiter zu meinem Mandat",
+        email="E-Mail",
+        password="Passwort",
+        log_in="Anmelden",
+        code="Code",
+        next="Weiter",
+        email_me="Code per E-Mail senden",
+        code_subject="Ihr Anmeldecode",
+    ),
+}
+SIX_DIGITS = re.compile(r"^\s*(\d{6})\s*$", re.M)
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["javascript", "no-javascript"])
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_r_sec_13_client_enrols_and_signs_in_with_app_recovery_and_emailed_codes(
+    browser, live, make, smtp, javascript, language
+):
+    """A firm that requires two factors: the client activates and is led to enrol before any
+    account data, scans (reads) the key, computes the codes, signs in with a code and with a
+    recovery code; after staff reset the factor, enrols codes by email and signs in with one."""
+    import time
+
+    import pyotp
+    from playwright.sync_api import expect
+
+    world = firm_with_a_client_of_three_accounts(
+        make, smtp, invitation_language=language if language == "de" else None
+    )
+    assert world.firm.api.patch("/firm", json={"require_mfa_clients": True}).status_code == 200
+    text, words = TEXT[language], MFA[language]
+    address = world.mail["To"]
+    page = open_page(browser, javascript=javascript, language=language)
+    checker = axe_page(browser, language=language)
+    checked: list[str] = []
+
+    def check_here() -> None:
+        target = page
+        if not javascript:
+            checker.context.add_cookies(page.context.cookies())
+            checker.goto(page.url)
+            target = checker
+        assert_accessible(target, checked)
+
+    def log_in() -> None:
+        page.goto(f"{live.url}/portal/login")
+        page.get_by_label(words.email, exact=True).fill(address)
+        page.get_by_label(words.password, exact=True).fill(PASSWORD)
+        page.get_by_role("button", name=words.log_in).click()
+        expect(page).to_have_url(f"{live.url}/portal/login/code")
+
+    def enter(code: str) -> None:
+        page.get_by_label(words.code, exact=True).fill(code)
+        page.get_by_role("button", name=words.next, exact=True).click()
+
+    try:
+        page.goto(world.link)
+        page.get_by_label(text.new_password, exact=True).fill(PASSWORD)
+        page.get_by_label(text.again, exact=True).fill(PASSWORD)
+        page.get_by_role("button", name=text.activate).click()
+        # the gate: enrolment first, nothing of the accounts
+        expect(page).to_have_url(f"{live.url}/portal/mfa")
+        expect(page.get_by_text(words.gate)).to_be_visible()
+        assert "Berger Family" not in page.content()
+        check_here()
+
+        page.get_by_role("button", name=words.set_up_app).click()
+        expect(page.locator("svg")).to_be_visible()
+        key = page.locator("#totp-key").inner_text().strip()
+        totp = pyotp.TOTP(key)
+        check_here()
+        page.get_by_label(words.code_label).fill(totp.now())
+        page.get_by_role("button", name=words.turn_on).click()
+        expect(page.locator("h1")).to_have_text(words.enabled)
+        codes = [c.strip() for c in page.locator(".recovery-codes code").all_inner_texts()]
+        assert len(codes) == 10
+        check_here()
+        page.get_by_role("link", name=words.continue_).click()
+        expect(page.locator("h1")).to_have_text("Berger Family")
+        page.context.clear_cookies()
+
+        # sign in with the app's next code, then with a recovery code
+        log_in()
+        assert "Berger Family" not in page.content()
+        check_here()
+        enter(totp.at(time.time() + 30))
+        expect(page.locator("h1")).to_have_text("Berger Family")
+        page.context.clear_cookies()
+        log_in()
+        enter(codes[0])
+        expect(page.locator("h1")).to_have_text("Berger Family")
+        page.context.clear_cookies()
+
+        # staff reset the factor; the client enrols codes by email instead
+        assert world.firm.api.delete(world.settings(world.family) + "/mfa").status_code == 204
+        page.goto(f"{live.url}/portal/login")
+        page.get_by_label(words.email, exact=True).fill(address)
+        page.get_by_label(words.password, exact=True).fill(PASSWORD)
+        page.get_by_role("button", name=words.log_in).click()
+        expect(page).to_have_url(f"{live.url}/portal/mfa")
+        before = len(smtp.messages)
+        page.get_by_role("button", name=words.email_me).click()
+        mail = next(m for m in smtp.wait_for(before + 2)[before:] if m["Subject"] == words.code_subject)
+        code = SIX_DIGITS.search(mail.get_body(("plain",)).get_content()).group(1)
+        check_here()
+        page.get_by_label(words.code, exact=True).fill(code)
+        page.get_by_role("button", name=words.turn_on).click()
+        expect(page.locator("h1")).to_have_text(words.enabled)
+        page.context.clear_cookies()
+        before = len(smtp.messages)
+        log_in()
+        mail = smtp.wait_for(before + 1)[-1]
+        assert mail["Subject"] == words.code_subject
+        enter(SIX_DIGITS.search(mail.get_body(("plain",)).get_content()).group(1))
+        expect(page.locator("h1")).to_have_text("Berger Family")
+        assert_no_csp_violations(page, checker)
+    finally:
+        page.context.close()
+        checker.context.close()
+    assert len(checked) == 5

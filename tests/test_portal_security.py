@@ -180,12 +180,24 @@ def test_r_sec_2_every_portal_form_refuses_a_post_without_csrf(app, make, smtp):
         f"/accounts/{world.account.id}/todos", json={"kind": "documents_upload", "title": "Upload the W-2"}
     ).get_json()
     posts["portal.complete_todo"] = (f"/portal/a/{world.account.id}/todos/{todo['id']}/done", {})
+    signed_in = {
+        "portal.mfa_app": ("/portal/mfa/app", {}),
+        "portal.mfa_app_confirm": ("/portal/mfa/app/confirm", {"code": "123456"}),
+        "portal.mfa_email": ("/portal/mfa/email", {}),
+        "portal.mfa_email_confirm": ("/portal/mfa/email/confirm", {"code": "123456"}),
+        "portal.mfa_recovery_download": ("/portal/mfa/recovery-codes.txt", {"code": "abcde-fghjk"}),
+        "portal.mfa_disable": ("/portal/mfa/disable", {"password": GOOD_PASSWORD, "code": "123456"}),
+        "portal.login_code": ("/portal/login/code", {"code": "123456"}),
+        "portal.login_code_email": ("/portal/login/code/email", {}),
+    }
+    posts.update(signed_in)
     for endpoint in (
         "portal.reset_password",
         "portal.logout",
         "portal.switch_account",
         "portal.profile",
         "portal.complete_todo",
+        *signed_in,
     ):
         path, data = posts[endpoint]
         assert client.post(path, data=data).status_code == 400, path

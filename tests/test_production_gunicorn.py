@@ -21,10 +21,11 @@ from typing import Any
 
 import pytest
 
+from portal_app.headers import CSP
 from tests.conftest import free_port, run_worker
 from tests.factories import STAFF_PASSWORD
 from tests.portal_helpers import GOOD_PASSWORD, link_in
-from tests.test_portal_browser import CHROMIUM_ARGS, browser  # noqa: F401 - the fixture
+from tests.test_portal_browser import CHROMIUM_ARGS, assert_no_csp_violations, browser, watch_csp  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = re.compile(r"/portal/activate/([^\s\"]+)")
@@ -136,6 +137,7 @@ class Https:
             status=response.status,
             json=json.loads(data) if data[:1] in (b"{", b"[") else None,
             set_cookies=set_cookies,
+            headers=response.headers,
         )
 
 
@@ -171,6 +173,11 @@ def test_production_walk_over_tls_with_a_real_browser_and_the_staff_api(producti
         "POST", "/api/v1/auth/login", {"email": production.firm.staff_email, "password": STAFF_PASSWORD}
     )
     assert login.status == 200, login.json
+    # R-SEC-14 in production: HSTS, nosniff, and someone's JSON is not cached
+    assert login.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+    assert (
+        login.headers["X-Content-Type-Options"] == "nosniff" and login.headers["Cache-Control"] == "no-store"
+    )
     [cookie] = [c for c in login.set_cookies if c.startswith("__Host-portico_session=")]
     assert "Secure" in cookie and "HttpOnly" in cookie and "Path=/" in cookie and "Domain" not in cookie
     csrf = login.json["csrf_token"]
@@ -191,8 +198,11 @@ def test_production_walk_over_tls_with_a_real_browser_and_the_staff_api(producti
     link = production.url + link_in(mail)
 
     context = browser.new_context(ignore_https_errors=True)
-    page = context.new_page()
-    page.goto(link)
+    page = watch_csp(context.new_page())
+    opened = page.goto(link)
+    assert opened is not None
+    assert opened.headers["content-security-policy"] == CSP and opened.headers["x-frame-options"] == "DENY"
+    assert opened.headers["strict-transport-security"].startswith("max-age=31536000")
     page.get_by_label("New password", exact=True).fill(GOOD_PASSWORD)
     page.get_by_label("New password, again").fill(GOOD_PASSWORD)
     page.get_by_role("button", name="Activate my login").click()
@@ -202,6 +212,7 @@ def test_production_walk_over_tls_with_a_real_browser_and_the_staff_api(producti
     assert session["secure"] and session["httpOnly"] and session["sameSite"] == "Lax"
     page.get_by_role("link", name="Profile").click()
     assert page.url.endswith("/portal/profile")
+    assert_no_csp_violations(page)
     context.close()
 
     time.sleep(0.3)

@@ -63,6 +63,7 @@ def outbox_row(
     template: str,
     context: dict[str, Any] | None = None,
     invitation_id: int | None = None,
+    email_code_id: int | None = None,
     language: str | None = None,
 ) -> OutboxEmail:
     """A new outbox row (not yet added): ``queue_email`` writes one; batch callers add many, then
@@ -79,6 +80,7 @@ def outbox_row(
         template=template,
         context={**(context or {}), "language": language},
         invitation_id=invitation_id,
+        email_code_id=email_code_id,
     )
 
 

@@ -23,6 +23,7 @@ from portal_app.models.activity import (
 )
 from portal_app.models.firm import STAFF_ROLES, ApiToken, Firm, StaffUser, new_session_token
 from portal_app.models.jobs import JOB_STATES, Job
+from portal_app.models.mfa import MFA_METHODS, EmailCode, RecoveryCode
 from portal_app.models.portal import Invitation, LoginEvent, PortalUser
 from portal_app.orm import utcnow
 
@@ -40,16 +41,19 @@ __all__ = [
     "Contact",
     "ContactEmail",
     "ContactSettings",
+    "EmailCode",
     "Firm",
     "InboxItem",
     "InboxRead",
     "Invitation",
     "JOB_STATES",
+    "MFA_METHODS",
     "Job",
     "LoginEvent",
     "Notification",
     "OutboxEmail",
     "PortalUser",
+    "RecoveryCode",
     "StaffUser",
     "Todo",
     "default_notification_preferences",

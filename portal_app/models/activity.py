@@ -164,6 +164,8 @@ class OutboxEmail(db.Model):
     # Rendering context; never a secret: links with tokens are minted inside the job.
     context: Mapped[dict] = mapped_column(db.JSON, default=dict)
     invitation_id: Mapped[int | None] = mapped_column(ForeignKey("invitations.id", ondelete="SET NULL"))
+    # an emailed sign-in code: the code itself is minted when the email is rendered
+    email_code_id: Mapped[int | None] = mapped_column(ForeignKey("email_codes.id", ondelete="SET NULL"))
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")

@@ -9,6 +9,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal_app.extensions import db
+from portal_app.models.mfa import MfaColumns
 from portal_app.orm import BigId, UTCDateTime, utcnow
 
 STAFF_ROLES = ("admin", "staff")
@@ -25,13 +26,16 @@ class Firm(db.Model):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # R-SEC-13: everyone of that kind must sign in with two factors
+    require_mfa_staff: Mapped[bool] = mapped_column(default=False)
+    require_mfa_clients: Mapped[bool] = mapped_column(default=False)
     portal_settings: Mapped[dict] = mapped_column(db.JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     staff: Mapped[list[StaffUser]] = relationship(back_populates="firm", lazy="raise_on_sql")
 
 
-class StaffUser(db.Model):
+class StaffUser(MfaColumns, db.Model):
     """A member of a firm's staff; logs in to the staff API."""
 
     __tablename__ = "staff_users"

@@ -10,12 +10,13 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from portal_app.extensions import db
 from portal_app.models.accounts import ContactEmail
 from portal_app.models.firm import Firm, new_session_token
+from portal_app.models.mfa import MfaColumns
 from portal_app.orm import BigId, UTCDateTime, utcnow
 
 INVITATION_REVOKE_REASONS = ("revoked", "replaced", "email_changed", "login_off")
 
 
-class PortalUser(db.Model):
+class PortalUser(MfaColumns, db.Model):
     """The login identity of one contact email (one per email)."""
 
     __tablename__ = "portal_users"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, HiddenField, PasswordField, SelectField
+from wtforms import EmailField, HiddenField, PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import AnyOf, DataRequired, Length
 
@@ -51,3 +51,14 @@ class ChangePasswordForm(FlaskForm):
     current = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=256)])
     password = PasswordField(_l("New password"), validators=[DataRequired(), Length(max=MAX_LENGTH)])
     confirm = PasswordField(_l("New password, again"), validators=[DataRequired(), Length(max=MAX_LENGTH)])
+
+
+class CodeForm(FlaskForm):
+    """A sign-in code: six digits from the app or an email, or a recovery code."""
+
+    code = StringField(_l("Code"), validators=[DataRequired(), Length(max=64)])
+
+
+class DisableMfaForm(FlaskForm):
+    password = PasswordField(_l("Your password"), validators=[DataRequired(), Length(max=256)])
+    code = StringField(_l("A current code"), validators=[DataRequired(), Length(max=64)])

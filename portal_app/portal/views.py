@@ -40,7 +40,7 @@ from portal_app.models import (
     utcnow,
 )
 from portal_app.passwords import hash_password, needs_rehash, verify_password
-from portal_app.portal import bp
+from portal_app.portal import bp, mfa_views
 from portal_app.portal.forms import (
     ChangePasswordForm,
     ConfirmForm,
@@ -49,7 +49,7 @@ from portal_app.portal.forms import (
     NewPasswordForm,
     ProfileForm,
 )
-from portal_app.services import client_passwords, invitations, notifications, todos
+from portal_app.services import client_passwords, invitations, mfa, notifications, todos
 from portal_app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from portal_app.services.validation import normalise_email, parse_id
 from portal_app.tokens import digest
@@ -194,8 +194,11 @@ def _password_errors(exc: ValidationFailed) -> list[str]:
 
 
 def _enter_portal(user: PortalUser) -> Response:
-    """After a password is set (activation, reset): store it, then log in afresh."""
+    """After a password is set (activation, reset): store it, then log in afresh; with two factors
+    on, the code comes first (a reset link never skips the second step, R-SEC-13)."""
     commit()
+    if mfa.enrolled(user):
+        return mfa_views.begin_second_step(user, next_path=None)
     start_session(user)
     _record_login(user)
     commit()
@@ -563,6 +566,7 @@ def profile() -> Any:
         accounts=accounts,
         current=next((a for a in accounts if a.id == user.current_account_id), None),
         form=ConfirmForm(),
+        mfa_method=user.mfa_method,
     ), (422 if errors else 200)
 
 
@@ -576,6 +580,8 @@ def login() -> Any:
     error = None
     if form.validate_on_submit():
         user = _authenticate(form.email.data or "", form.password.data or "")
+        if user is not None and mfa.enrolled(user):
+            return mfa_views.begin_second_step(user, next_path=safe_next(form.next.data))
         if user is not None:
             start_session(user)
             _record_login(user)
@@ -589,6 +595,8 @@ def login() -> Any:
     notice = None
     if expired in ("idle", "absolute"):
         notice = _("You were logged out after a period of inactivity. Please log in again.")
+    elif expired == "code":
+        notice = _("The sign-in took too long. Please enter your email and password again.")
     return render_template("portal/login.html", form=form, error=error, notice=notice), (
         401 if error else 200
     )

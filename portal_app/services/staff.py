@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
@@ -29,8 +30,9 @@ def create_firm(name: str, *, timezone: str = "UTC") -> Firm:
     return firm
 
 
-def update_firm(actor: StaffUser, firm: Firm, changes: dict[str, str]) -> Firm:
-    """Admins change the firm's name and time zone (the weekly email's default zone)."""
+def update_firm(actor: StaffUser, firm: Firm, changes: dict[str, Any]) -> Firm:
+    """Admins change the firm's name, time zone (the weekly email's default zone) and whether
+    two factors are required of staff and of clients."""
     if not actor.is_admin:
         raise Forbidden("Only admins change the firm's settings.")
     if "name" in changes:
@@ -40,6 +42,9 @@ def update_firm(actor: StaffUser, firm: Firm, changes: dict[str, str]) -> Firm:
         firm.name = name
     if "timezone" in changes:
         firm.timezone = check_timezone(changes["timezone"])
+    for flag in ("require_mfa_staff", "require_mfa_clients"):
+        if flag in changes:
+            setattr(firm, flag, bool(changes[flag]))
     db.session.flush()
     return firm
 

@@ -1,0 +1,492 @@
+"""Two-factor sign-in for staff and clients (R-SEC-13): one service for the staff API and the portal.
+
+- TOTP (RFC 6238: 6 digits, 30 s, ±1 step) with pyotp. The secret is stored encrypted with
+  Fernet under a key derived from SECRET_KEY; the keys of SECRET_KEY_FALLBACKS still decrypt, so a
+  key rotation does not lock anyone out (and ``reencrypt`` moves secrets to the new key).
+- A code is accepted once: the accepted time step is recorded with a conditional UPDATE, so a
+  replay within the window (or two requests racing with the same code) fails.
+- 10 single-use recovery codes per enrolment (50 random bits each, stored as SHA-256).
+- Clients may use a six-digit code emailed to them instead of an app (10 minutes, single use).
+  Like every link, the code is minted when the email is rendered; only its digest is stored.
+- A firm may require two factors for all staff and/or all clients; such a user without a factor
+  may do nothing but enrol.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pyotp
+import segno
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select, update
+
+from portal_app import tokens
+from portal_app.extensions import db
+from portal_app.mail.outbox import outbox_row, queue_email, register_context_builder
+from portal_app.models import (
+    ContactSettings,
+    EmailCode,
+    Firm,
+    OutboxEmail,
+    PortalUser,
+    RecoveryCode,
+    StaffUser,
+    utcnow,
+)
+from portal_app.passwords import verify_password
+from portal_app.services.audit import Actor
+from portal_app.services.errors import Conflict, ValidationFailed
+
+User = StaffUser | PortalUser
+
+ISSUER_FALLBACK = "Portico"
+INTERVAL = 30
+RECOVERY_CODE_COUNT = 10
+EMAIL_CODE_MINUTES = 10
+CHALLENGE_SECONDS = 300  # the staff API's mfa_token, and the portal's pending sign-in
+_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read aloud and typed by people
+
+
+# --- the secret at rest ---------------------------------------------------------------------------
+
+
+def _fernet_key(secret_key: str) -> bytes:
+    digest = hashlib.sha256(b"portico.totp-secret.v1\x00" + secret_key.encode()).digest()
+    return base64.urlsafe_b64encode(digest)
+
+
+def _fernet() -> MultiFernet:
+    keys = [current_app.config["SECRET_KEY"], *reversed(current_app.config.get("SECRET_KEY_FALLBACKS", []))]
+    return MultiFernet([Fernet(_fernet_key(key)) for key in keys])
+
+
+def _encrypt(secret: str) -> str:
+    return _fernet().encrypt(secret.encode()).decode()
+
+
+def _decrypt(stored: str | None) -> str | None:
+    if not stored:
+        return None
+    try:
+        return _fernet().decrypt(stored.encode()).decode()
+    except InvalidToken:
+        return None  # encrypted under a key no longer configured
+
+
+def reencrypt(user: User) -> None:
+    """Move the user's secret to the current key (after a SECRET_KEY rotation)."""
+    if user.totp_secret:
+        user.totp_secret = _fernet().rotate(user.totp_secret.encode()).decode()
+
+
+# --- state ---------------------------------------------------------------------------------------
+
+
+def enrolled(user: User) -> bool:
+    return user.mfa_method is not None
+
+
+def required(user: User) -> bool:
+    firm = db.session.get(Firm, user.firm_id)
+    if firm is None:
+        return False
+    return firm.require_mfa_staff if isinstance(user, StaffUser) else firm.require_mfa_clients
+
+
+def must_enrol(user: User) -> bool:
+    """A firm requires two factors and this user has none: enrolment is all they may do."""
+    return not enrolled(user) and required(user)
+
+
+def _owner(user: User) -> dict[str, int]:
+    return {"staff_user_id": user.id} if isinstance(user, StaffUser) else {"portal_user_id": user.id}
+
+
+def _owner_filter(user: User) -> Any:
+    if isinstance(user, StaffUser):
+        return RecoveryCode.staff_user_id == user.id
+    return RecoveryCode.portal_user_id == user.id
+
+
+# --- enrolment -----------------------------------------------------------------------------------
+
+
+@dataclass
+class TotpSetup:
+    secret: str  # base32, for typing into an app by hand
+    uri: str  # otpauth://
+    qr_svg: str  # inline SVG, made here: nothing is sent off the machine
+
+
+def _label(user: User) -> tuple[str, str]:
+    firm = db.session.get(Firm, user.firm_id)
+    issuer = firm.name if firm else ISSUER_FALLBACK
+    account = user.email if isinstance(user, StaffUser) else user.email.address
+    return issuer, account
+
+
+def begin_totp(user: User) -> TotpSetup:
+    """Start (or restart) enrolling an authenticator app; nothing changes for sign-in until the
+    first code confirms it."""
+    if enrolled(user):
+        raise Conflict(
+            "Two-factor sign-in is already on. Turn it off first to change it.", code="mfa_enabled"
+        )
+    secret = pyotp.random_base32()
+    user.totp_secret = _encrypt(secret)
+    user.totp_last_step = None
+    db.session.flush()
+    return pending_totp(user)  # type: ignore[return-value]
+
+
+def pending_totp(user: User) -> TotpSetup | None:
+    """The enrolment in progress, shown again (the same secret), or None."""
+    if enrolled(user):
+        return None
+    secret = _decrypt(user.totp_secret)
+    if secret is None:
+        return None
+    issuer, account = _label(user)
+    uri = pyotp.TOTP(secret, interval=INTERVAL).provisioning_uri(name=account, issuer_name=issuer)
+    svg = segno.make(uri, error="m").svg_inline(scale=4, dark="#111", light="#fff", title=str(_l("QR code")))
+    return TotpSetup(secret=secret, uri=uri, qr_svg=svg)
+
+
+def confirm_totp(user: User, code: str) -> list[str]:
+    """The first code confirms the app: two factors are on, and 10 recovery codes (shown once)."""
+    if enrolled(user):
+        raise Conflict("Two-factor sign-in is already on.", code="mfa_enabled")
+    secret = _decrypt(user.totp_secret)
+    if secret is None:
+        raise Conflict("Start the set-up first.", code="mfa_not_started")
+    if not _accept_totp(user, secret, code):
+        raise ValidationFailed(
+            "That code is not right. Check the time on your phone and try again.",
+            fields={"code": ["Not a current code."]},
+            code="invalid_code",
+        )
+    return _turn_on(user, "totp")
+
+
+def begin_email(user: PortalUser) -> OutboxEmail:
+    """Clients only: email a code to confirm that codes by email reach them."""
+    if enrolled(user):
+        raise Conflict("Two-factor sign-in is already on.", code="mfa_enabled")
+    return send_email_code(user, purpose="enrol")
+
+
+def confirm_email(user: PortalUser, code: str) -> list[str]:
+    if enrolled(user):
+        raise Conflict("Two-factor sign-in is already on.", code="mfa_enabled")
+    if not _accept_email_code(user, code, purpose="enrol"):
+        raise ValidationFailed(
+            "That code is not right or has expired.", fields={"code": ["Not valid."]}, code="invalid_code"
+        )
+    user.totp_secret = None
+    return _turn_on(user, "email")
+
+
+def _turn_on(user: User, method: str) -> list[str]:
+    user.mfa_method = method
+    user.mfa_enabled_at = utcnow()
+    codes = _new_recovery_codes(user)
+    db.session.flush()
+    return codes
+
+
+def _new_recovery_codes(user: User) -> list[str]:
+    db.session.execute(
+        RecoveryCode.__table__.delete().where(_owner_filter(user))  # type: ignore[attr-defined]
+    )
+    codes = [
+        "-".join("".join(secrets.choice(_ALPHABET) for _ in range(5)) for _ in range(2))
+        for _ in range(RECOVERY_CODE_COUNT)
+    ]
+    db.session.add_all(RecoveryCode(code_digest=_code_digest(code), **_owner(user)) for code in codes)
+    return codes
+
+
+def _code_digest(code: str) -> str:
+    return hashlib.sha256(_normalise_recovery(code).encode()).hexdigest()
+
+
+def _normalise_recovery(code: str) -> str:
+    return re.sub(r"[\s-]", "", code).lower()
+
+
+# --- verifying a code ----------------------------------------------------------------------------
+
+
+def _accept_totp(user: User, secret: str, code: str) -> bool:
+    """A current code (±1 step) whose step is newer than the last one accepted; the step is
+    recorded in the same statement that checks it (race-safe, no replay)."""
+    code = re.sub(r"\s", "", code)
+    if not re.fullmatch(r"\d{6}", code):
+        return False
+    totp = pyotp.TOTP(secret, interval=INTERVAL)
+    now_step = int(time.time()) // INTERVAL
+    for step in (now_step - 1, now_step, now_step + 1):
+        if hmac.compare_digest(totp.at(step * INTERVAL), code):
+            table = type(user)
+            claimed = db.session.execute(
+                update(table)
+                .where(table.id == user.id)
+                .where((table.totp_last_step.is_(None)) | (table.totp_last_step < step))
+                .values(totp_last_step=step)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if claimed == 1:
+                user.totp_last_step = step
+                return True
+            return False  # this code (or a later one) was already used
+    return False
+
+
+def _accept_recovery(user: User, code: str) -> bool:
+    normalised = _normalise_recovery(code)
+    if not re.fullmatch(f"[{_ALPHABET}]{{10}}", normalised):
+        return False
+    used = db.session.execute(
+        update(RecoveryCode)
+        .where(
+            _owner_filter(user),
+            RecoveryCode.code_digest == _code_digest(normalised),
+            RecoveryCode.used_at.is_(None),
+        )
+        .values(used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return used == 1
+
+
+def _accept_email_code(user: PortalUser, code: str, *, purpose: str) -> bool:
+    code = re.sub(r"\s", "", code)
+    if not re.fullmatch(r"\d{6}", code):
+        return False
+    used = db.session.execute(
+        update(EmailCode)
+        .where(
+            EmailCode.portal_user_id == user.id,
+            EmailCode.purpose == purpose,
+            EmailCode.code_digest == _email_code_digest(user.id, code),
+            EmailCode.used_at.is_(None),
+            EmailCode.expires_at > utcnow(),
+        )
+        .values(used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return used >= 1
+
+
+def verify(user: User, code: str) -> str | None:
+    """Check a sign-in code: the app's, an emailed one (clients who chose email) or a recovery
+    code; each works once. Returns which kind was accepted, or None."""
+    code = (code or "").strip()[:64]
+    if not code or not enrolled(user):
+        return None
+    if user.mfa_method == "totp":
+        secret = _decrypt(user.totp_secret)
+        if secret and _accept_totp(user, secret, code):
+            return "totp"
+    if (
+        user.mfa_method == "email"
+        and isinstance(user, PortalUser)
+        and _accept_email_code(user, code, purpose="login")
+    ):
+        return "email"
+    if _accept_recovery(user, code):
+        return "recovery"
+    return None
+
+
+def recovery_codes_left(user: User) -> int:
+    return len(
+        db.session.scalars(
+            select(RecoveryCode.id).where(_owner_filter(user), RecoveryCode.used_at.is_(None))
+        ).all()
+    )
+
+
+def owns_recovery_codes(user: User, codes: list[str]) -> bool:
+    """Are these exactly unused recovery codes of this user (the download re-checks them)?"""
+    digests = {_code_digest(code) for code in codes}
+    if not codes or len(codes) > RECOVERY_CODE_COUNT or len(digests) != len(codes):
+        return False
+    found = db.session.scalars(
+        select(RecoveryCode.code_digest).where(
+            _owner_filter(user), RecoveryCode.used_at.is_(None), RecoveryCode.code_digest.in_(digests)
+        )
+    ).all()
+    return set(found) == digests
+
+
+# --- emailed codes -------------------------------------------------------------------------------
+
+
+def _email_code_digest(user_id: int, code: str) -> str:
+    key = _fernet_key(current_app.config["SECRET_KEY"])
+    return hmac.new(key, f"{user_id}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def send_email_code(user: PortalUser, *, purpose: str) -> OutboxEmail:
+    """Queue an email with a fresh code; earlier unused codes of that purpose stop working."""
+    db.session.execute(
+        update(EmailCode)
+        .where(EmailCode.portal_user_id == user.id, EmailCode.purpose == purpose, EmailCode.used_at.is_(None))
+        .values(used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    entry = EmailCode(portal_user_id=user.id, purpose=purpose)
+    db.session.add(entry)
+    db.session.flush()
+    return queue_email(
+        outbox_row(
+            firm_id=user.firm_id,
+            kind="mfa_code",
+            to_address=user.email.address,
+            subject=_l("Your sign-in code"),
+            template="mfa_code",
+            context={"purpose": purpose},
+            email_code_id=entry.id,
+            language=user.language,
+        )
+    )
+
+
+@register_context_builder("mfa_code")
+def _mint_email_code(row: OutboxEmail) -> dict[str, Any] | None:
+    entry = db.session.get(EmailCode, row.email_code_id) if row.email_code_id else None
+    if entry is None or entry.used_at is not None or entry.code_digest is not None:
+        return None  # replaced by a newer code, or already minted once
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    entry.code_digest = _email_code_digest(entry.portal_user_id, code)
+    entry.expires_at = utcnow() + timedelta(minutes=EMAIL_CODE_MINUTES)
+    return {"code": code, "minutes": EMAIL_CODE_MINUTES}
+
+
+# --- turning it off, new recovery codes, staff reset ---------------------------------------------
+
+
+def _check_password_and_code(user: User, password: str, code: str) -> None:
+    if not verify_password(user.password_hash, password or ""):
+        raise ValidationFailed(
+            "The password is not correct.", fields={"password": ["Not correct."]}, code="invalid_credentials"
+        )
+    if verify(user, code) is None:
+        raise ValidationFailed(
+            "That code is not right.", fields={"code": ["Not a current code."]}, code="invalid_code"
+        )
+
+
+def disable(user: User, password: str, code: str) -> None:
+    """Turn two factors off: needs the password and a code; not while the firm requires them."""
+    if not enrolled(user):
+        raise Conflict("Two-factor sign-in is not on.", code="mfa_not_enabled")
+    if required(user):
+        raise Conflict("Your firm requires two-factor sign-in; it cannot be turned off.", code="mfa_required")
+    _check_password_and_code(user, password, code)
+    _clear(user)
+
+
+def regenerate_recovery_codes(user: User, password: str, code: str) -> list[str]:
+    if not enrolled(user):
+        raise Conflict("Two-factor sign-in is not on.", code="mfa_not_enabled")
+    _check_password_and_code(user, password, code)
+    codes = _new_recovery_codes(user)
+    db.session.flush()
+    return codes
+
+
+def _clear(user: User) -> None:
+    user.mfa_method = None
+    user.mfa_enabled_at = None
+    user.totp_secret = None
+    user.totp_last_step = None
+    user.mfa_challenge = None
+    db.session.execute(RecoveryCode.__table__.delete().where(_owner_filter(user)))  # type: ignore[attr-defined]
+    db.session.flush()
+
+
+def reset_client(settings: ContactSettings, actor: StaffUser) -> bool:
+    """Staff reset a client's second factor (never read it): audited, and the client is told by
+    email. Returns False when the client had none."""
+    from portal_app.services.audit import record_setting_change
+
+    user = db.session.scalar(select(PortalUser).where(PortalUser.email_id == settings.email_id))
+    if user is None or not enrolled(user):
+        return False
+    old = user.mfa_method
+    _clear(user)
+    user.session_token = _new_session_token()  # signed-in sessions end; the next sign-in enrols afresh
+    record_setting_change(
+        settings,
+        field="mfa",
+        old=old,
+        new=None,
+        actor=Actor("staff", actor.id, actor.email),
+        address=user.email.address,
+    )
+    queue_email(
+        outbox_row(
+            firm_id=user.firm_id,
+            kind="mfa_reset",
+            to_address=user.email.address,
+            subject=_l("Your two-step sign-in was reset"),
+            template="mfa_reset",
+            context={"staff_name": actor.name or actor.email},
+            language=user.language,
+        )
+    )
+    return True
+
+
+def _new_session_token() -> str:
+    from portal_app.models import new_session_token
+
+    return new_session_token()
+
+
+# --- the staff API's login challenge -------------------------------------------------------------
+
+
+def issue_challenge(user: StaffUser) -> str:
+    """The ``mfa_token`` after a correct password: purpose-salted, 5 minutes, single use (only
+    the digest of its nonce is kept, and using it clears it)."""
+    nonce = tokens.new_secret()
+    user.mfa_challenge = tokens.digest(nonce)
+    return tokens.mint(tokens.MFA_LOGIN, {"u": user.id, "n": nonce})
+
+
+def challenge_user(token: str) -> StaffUser | None:
+    """The staff user a still-valid, unused ``mfa_token`` is for."""
+    try:
+        payload = tokens.read(tokens.MFA_LOGIN, token, max_age=CHALLENGE_SECONDS)
+    except Exception:  # tampered, malformed or expired
+        return None
+    user_id, nonce = payload.get("u"), payload.get("n")
+    if not isinstance(user_id, int) or not isinstance(nonce, str):
+        return None
+    user = db.session.get(StaffUser, user_id)
+    if user is None or not user.is_active or not tokens.same_digest(nonce, user.mfa_challenge):
+        return None
+    return user
+
+
+def challenge_subject(token: str) -> str:
+    """The rate-limit key of an ``mfa_token``: its user, without checking anything else."""
+    try:
+        payload = tokens.read(tokens.MFA_LOGIN, token)
+    except Exception:
+        return "mfa-user:invalid"
+    return f"mfa-user:{payload.get('u')}"
