@@ -29,6 +29,7 @@ BENCHMARKS = [
     ("account_list.py", [], ["--sizes", "1000,10000", "--repeat", "15"]),
     ("bulk_update.py", [], ["--accounts", "2000"]),
     ("import_csv.py", [], ["--rows", "10000"]),
+    ("inbound_email.py", [], ["--messages", "2000"]),
 ]
 
 

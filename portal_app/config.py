@@ -145,4 +145,8 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         # Behind a TLS-terminating proxy: how many proxies in front of us set X-Forwarded-*
         # (0 = none; the headers are then ignored, so nobody can spoof scheme or host).
         "PROXY_HOPS": _non_negative(env, "PROXY_HOPS", 0),
+        # R-SYN-4: a mailbox the poller reads (imaps://user:pass@host[:port]/INBOX, or imap:// for
+        # a local server) and the firm it belongs to (needed when several firms are served)
+        "INBOUND_IMAP_URL": env.get("INBOUND_IMAP_URL", "") or None,
+        "INBOUND_IMAP_FIRM": env.get("INBOUND_IMAP_FIRM", "") or None,
     }

@@ -23,7 +23,7 @@ def _use_error_schema() -> None:
 
 
 def init_app(app: Flask) -> StaffApi:
-    from staff_api import account_contacts, accounts, audit, auth, contacts, jobs, todos, tokens
+    from staff_api import account_contacts, accounts, audit, auth, contacts, jobs, mail, todos, tokens
 
     _use_error_schema()
     app.config.setdefault("API_TITLE", "Portico staff API")
@@ -49,6 +49,14 @@ def init_app(app: Flask) -> StaffApi:
     )
     api.spec.components.security_scheme("bearerToken", {"type": "http", "scheme": "bearer"})
     api.spec.components.security_scheme(
+        "inboundSecret",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "The firm's inbound secret (GET /firm/inbound-email).",
+        },
+    )
+    api.spec.components.security_scheme(
         "sessionCookie", {"type": "apiKey", "in": "cookie", "name": app.config["SESSION_COOKIE_NAME"]}
     )
     api.spec.options["security"] = [{"bearerToken": []}, {"sessionCookie": []}]
@@ -61,6 +69,7 @@ def init_app(app: Flask) -> StaffApi:
     api.register_blueprint(tokens.staff_blp, url_prefix=f"{API_PREFIX}/staff")
     api.register_blueprint(todos.blp, url_prefix=API_PREFIX)
     api.register_blueprint(todos.firm_blp, url_prefix=f"{API_PREFIX}/firm")
+    api.register_blueprint(mail.blp, url_prefix=API_PREFIX)
     api.register_blueprint(jobs.blp, url_prefix=API_PREFIX)
     api.register_blueprint(jobs.inbox_blp, url_prefix=f"{API_PREFIX}/inbox")
     auth.init_app(app)

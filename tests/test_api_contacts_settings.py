@@ -150,6 +150,37 @@ def _inbox_item(app, firm_id: int) -> str:
         return str(item.id)
 
 
+def _mail_ids(firm, account) -> dict[str, str]:
+    """A thread, message, document and note on the account (for walks over every route)."""
+    import io
+
+    email = account.contacts[0].emails[0]
+    body = {"email_sync": True, "auto_save_attachments": True}
+    assert firm.api.patch(f"/accounts/{account.id}/contact-settings/{email.id}", json=body).status_code == 200
+    secret = firm.api.get("/firm/inbound-email").get_json()["secret"]
+    message = f"From: {email.address}\r\nSubject: Walk\r\nMessage-ID: <walk-{account.id}@x>\r\n\r\nHi\r\n"
+    posted = firm.api.client.post(
+        "/api/v1/inbound-email",
+        data=message.encode(),
+        headers={"Authorization": f"Bearer {secret}", "Content-Type": "message/rfc822"},
+    )
+    [thread_id] = posted.get_json()["thread_ids"]
+    [message] = firm.api.get(f"/threads/{thread_id}").get_json()["messages"]
+    document = firm.api._call(
+        "POST",
+        f"/accounts/{account.id}/documents",
+        data={"file": (io.BytesIO(b"walk"), "walk.txt")},
+        content_type="multipart/form-data",
+    ).get_json()
+    note = firm.api.post(f"/accounts/{account.id}/notes", json={"text": "walk"}).get_json()
+    return {
+        "thread_id": thread_id,
+        "message_id": message["id"],
+        "document_id": document["id"],
+        "note_id": note["id"],
+    }
+
+
 def test_r_sec_1_every_api_route_answers_404_for_another_firms_ids(app, make):
     """Walk every /api/v1 rule with ids that exist, but in another firm."""
     mine, theirs = make.firm(), make.firm()
@@ -168,12 +199,16 @@ def test_r_sec_1_every_api_route_answers_404_for_another_firms_ids(app, make):
             "/bulk/contact-settings", json={"account_ids": [str(other.id)], "notify": "enable"}
         ).get_json()["id"],
         "item_id": _inbox_item(app, theirs.id),
+        **_mail_ids(theirs, other),
     }
     # Valid bodies, so the request reaches the lookup rather than stopping at validation.
     bodies = {
         ("POST", "/api/v1/accounts/<account_id>/contacts"): {"contact_id": str(own.contacts[0].id)},
         ("POST", "/api/v1/contacts/<contact_id>/emails"): {"address": "fresh@example.com"},
         ("POST", "/api/v1/accounts/<account_id>/todos"): {"kind": "proposals", "title": "x"},
+        ("POST", "/api/v1/accounts/<account_id>/notes"): {"text": "x"},
+        ("PATCH", "/api/v1/notes/<note_id>"): {"text": "x"},
+        ("POST", "/api/v1/threads/<thread_id>/reply"): {"text": "x"},
     }
     checked = 0
     for rule in app.url_map.iter_rules():
@@ -220,13 +255,19 @@ def test_r_sec_2_every_unsafe_api_route_refuses_a_cookie_call_without_csrf(app, 
             "/bulk/contact-settings", json={"account_ids": [str(account.id)], "notify": "enable"}
         ).get_json()["id"],
         "item_id": _inbox_item(app, firm.id),
+        **_mail_ids(firm, account),
     }
     client = app.test_client()
     client.post("/api/v1/auth/login", json={"email": firm.staff_email, "password": STAFF_PASSWORD})
     checked = 0
     for rule in app.url_map.iter_rules():
         # the two sign-in steps run before any session exists: their credentials are in the body
-        if not rule.rule.startswith("/api/v1/") or rule.endpoint in ("auth.Login", "auth.LoginMfa"):
+        # (and inbound mail carries the firm's inbound secret as its bearer token)
+        if not rule.rule.startswith("/api/v1/") or rule.endpoint in (
+            "auth.Login",
+            "auth.LoginMfa",
+            "mail.InboundEmail",
+        ):
             continue
         for method in sorted(rule.methods & {"POST", "PATCH", "DELETE", "PUT"}):
             response = client.open(_concrete(rule.rule, ids), method=method, json={})

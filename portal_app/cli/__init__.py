@@ -14,3 +14,4 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(jobs.outbox_cli)
     app.cli.add_command(jobs.worker_command)
     app.cli.add_command(jobs.cron_command)
+    app.cli.add_command(jobs.mail_cli)

@@ -76,7 +76,8 @@ PERIODIC_INTERVAL_SECONDS = 300
 @click.pass_context
 @with_appcontext
 def cron_command(ctx: click.Context) -> None:
-    """Run the periodic jobs through rq's CronScheduler; exactly one per deployment."""
+    """Run the periodic jobs through rq's CronScheduler (sweeps, reminders and the weekly email,
+    the mailbox poll when INBOUND_IMAP_URL is set); exactly one per deployment."""
     if ctx.invoked_subcommand is not None:
         return
     from rq.cron import CronScheduler
@@ -90,6 +91,10 @@ def cron_command(ctx: click.Context) -> None:
     scheduler.register(sweep_outbox, queue_name=QUEUE_NAME, interval=SWEEP_INTERVAL_SECONDS)
     scheduler.register(sweep_jobs, queue_name=QUEUE_NAME, interval=SWEEP_INTERVAL_SECONDS)
     scheduler.register(run_due, queue_name=QUEUE_NAME, interval=PERIODIC_INTERVAL_SECONDS)
+    if current_app.config.get("INBOUND_IMAP_URL"):
+        from portal_app.mail.imap import poll_configured_mailbox
+
+        scheduler.register(poll_configured_mailbox, queue_name=QUEUE_NAME, interval=SWEEP_INTERVAL_SECONDS)
     scheduler.start()
 
 
@@ -110,3 +115,27 @@ def cron_run_due(at: str | None) -> None:
         f"Reminders: {done['reminders']} email(s); weekly: {done['weekly']} email(s); "
         f"outbox: {done['outbox']} due; jobs re-enqueued: {done['jobs']}."
     )
+
+
+mail_cli = AppGroup("mail", help="Inbound email.")
+
+
+@mail_cli.command("poll")
+def mail_poll() -> None:
+    """Fetch new messages from INBOUND_IMAP_URL once (R-SYN-4); also scheduled by `cron`."""
+    from portal_app.mail.imap import MailboxError, mailbox_firm, poll
+
+    url = current_app.config.get("INBOUND_IMAP_URL")
+    if not url:
+        raise click.ClickException("INBOUND_IMAP_URL is not set.")
+    try:
+        result = poll(url, mailbox_firm(current_app.config.get("INBOUND_IMAP_FIRM")))
+    except MailboxError as exc:
+        raise click.ClickException(f"{exc} (nothing was marked seen; the next run tries again)") from None
+    click.echo(
+        f"Fetched {result.fetched}: stored {result.stored}, already stored {result.duplicate}, "
+        f"not from a synced address {result.ignored}, unreadable {result.unreadable}, "
+        f"failed {result.failed} (left unseen)."
+    )
+    if result.failed:
+        raise SystemExit(1)

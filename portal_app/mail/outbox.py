@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from email.utils import formatdate, make_msgid, parseaddr
+from email.utils import formataddr, formatdate, make_msgid, parseaddr
 from typing import Any
 
 from flask import current_app, render_template
@@ -127,15 +127,24 @@ def render_message(row: OutboxEmail) -> RenderedEmail | None:
         text = render_template(f"emails/{row.template}.txt", **context)
         html = render_template(f"emails/{row.template}.html", **context)
     sender = current_app.config["MAIL_FROM"]
+    # a staff reply goes out from MAIL_FROM's address under the firm's name, with the Message-ID
+    # the thread already knows, so the client's answer threads back (R-SYN-1)
+    from_header = (
+        formataddr((context["from_name"], parseaddr(sender)[1])) if context.get("from_name") else sender
+    )
     headers = [
         ("Subject", header_value(row.subject)),
-        ("From", address_value(sender)),
+        ("From", address_value(from_header)),
         ("To", address_value(row.to_address)),
         ("Date", formatdate(localtime=False, usegmt=True)),
-        ("Message-ID", make_msgid(domain=sender_domain(sender))),
+        ("Message-ID", context.get("message_id") or make_msgid(domain=sender_domain(sender))),
         ("Content-Language", language),
         ("X-Portico-Outbox-Id", str(row.id)),
     ]
+    if context.get("in_reply_to"):
+        headers.append(("In-Reply-To", context["in_reply_to"]))
+    if context.get("references"):
+        headers.append(("References", header_value(context["references"])))
     if row.kind not in PERSONAL_KINDS:
         headers.append(("Auto-Submitted", "auto-generated"))
     if context.get("list_unsubscribe"):

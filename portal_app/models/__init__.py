@@ -23,6 +23,7 @@ from portal_app.models.activity import (
 )
 from portal_app.models.firm import STAFF_ROLES, ApiToken, Firm, StaffUser, new_session_token
 from portal_app.models.jobs import JOB_STATES, Job
+from portal_app.models.mail import Document, InboundMessage, Message, MessageAttachment, Note, Thread
 from portal_app.models.mfa import MFA_METHODS, EmailCode, RecoveryCode
 from portal_app.models.portal import Invitation, LoginEvent, PortalUser
 from portal_app.orm import utcnow
@@ -39,10 +40,12 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "Contact",
+    "Document",
     "ContactEmail",
     "ContactSettings",
     "EmailCode",
     "Firm",
+    "InboundMessage",
     "InboxItem",
     "InboxRead",
     "Invitation",
@@ -50,11 +53,15 @@ __all__ = [
     "MFA_METHODS",
     "Job",
     "LoginEvent",
+    "Message",
+    "MessageAttachment",
+    "Note",
     "Notification",
     "OutboxEmail",
     "PortalUser",
     "RecoveryCode",
     "StaffUser",
+    "Thread",
     "Todo",
     "default_notification_preferences",
     "new_session_token",

@@ -29,6 +29,10 @@ class Firm(db.Model):
     # R-SEC-13: everyone of that kind must sign in with two factors
     require_mfa_staff: Mapped[bool] = mapped_column(default=False)
     require_mfa_clients: Mapped[bool] = mapped_column(default=False)
+    # R-SYN-4: the bearer secret of POST /api/v1/inbound-email (admins read it, so it is kept
+    # encrypted; the digest finds the firm)
+    inbound_secret: Mapped[str | None] = mapped_column(String(255))
+    inbound_secret_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
     portal_settings: Mapped[dict] = mapped_column(db.JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -11,15 +11,12 @@ import codecs
 import csv
 import hashlib
 import io
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from flask import current_app
-
+from portal_app.files import blob_path, store_blob
 from portal_app.services.errors import DomainError, ValidationFailed
 
 MAX_BYTES = 50 * 1024 * 1024
@@ -138,25 +135,12 @@ def _count_rows(data: bytes, encoding: str, delimiter: str) -> tuple[list[str], 
 
 
 def path_for(sha256: str) -> Path:
-    return Path(current_app.config["DOCUMENTS_DIR"]) / "imports" / sha256[:2] / f"{sha256}.csv"
+    return blob_path("imports", sha256, ".csv")
 
 
 def _store(sha256: str, data: bytes) -> None:
-    """Write once under its digest, atomically (a temp file renamed into place)."""
-    target = path_for(sha256)
-    if target.exists():
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    """Write once under its digest, atomically."""
+    store_blob("imports", data, ".csv")
 
 
 def read_rows(upload: CsvFile, *, skip: int = 0) -> Iterator[tuple[int, list[str]]]:

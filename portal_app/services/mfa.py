@@ -1,8 +1,8 @@
 """Two-factor sign-in for staff and clients (R-SEC-13): one service for the staff API and the portal.
 
-- TOTP (RFC 6238: 6 digits, 30 s, ±1 step) with pyotp. The secret is stored encrypted with
-  Fernet under a key derived from SECRET_KEY; the keys of SECRET_KEY_FALLBACKS still decrypt, so a
-  key rotation does not lock anyone out (and ``reencrypt`` moves secrets to the new key).
+- TOTP (RFC 6238: 6 digits, 30 s, ±1 step) with pyotp. The secret is stored sealed
+  (``portal_app.sealed``: Fernet under SECRET_KEY, opened by SECRET_KEY_FALLBACKS too, so a key
+  rotation locks nobody out; ``reencrypt`` moves a secret to the new key).
 - A code is accepted once: the accepted time step is recorded with a conditional UPDATE, so a
   replay within the window (or two requests racing with the same code) fails.
 - 10 single-use recovery codes per enrolment (50 random bits each, stored as SHA-256).
@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import re
@@ -26,12 +25,11 @@ from typing import Any
 
 import pyotp
 import segno
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
-from portal_app import tokens
+from portal_app import sealed, tokens
 from portal_app.extensions import db
 from portal_app.mail.outbox import outbox_row, queue_email, register_context_builder
 from portal_app.models import (
@@ -58,36 +56,18 @@ CHALLENGE_SECONDS = 300  # the staff API's mfa_token, and the portal's pending s
 _ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read aloud and typed by people
 
 
-# --- the secret at rest ---------------------------------------------------------------------------
-
-
-def _fernet_key(secret_key: str) -> bytes:
-    digest = hashlib.sha256(b"portico.totp-secret.v1\x00" + secret_key.encode()).digest()
-    return base64.urlsafe_b64encode(digest)
-
-
-def _fernet() -> MultiFernet:
-    keys = [current_app.config["SECRET_KEY"], *reversed(current_app.config.get("SECRET_KEY_FALLBACKS", []))]
-    return MultiFernet([Fernet(_fernet_key(key)) for key in keys])
-
-
 def _encrypt(secret: str) -> str:
-    return _fernet().encrypt(secret.encode()).decode()
+    return sealed.seal(secret)
 
 
 def _decrypt(stored: str | None) -> str | None:
-    if not stored:
-        return None
-    try:
-        return _fernet().decrypt(stored.encode()).decode()
-    except InvalidToken:
-        return None  # encrypted under a key no longer configured
+    return sealed.unseal(stored)
 
 
 def reencrypt(user: User) -> None:
     """Move the user's secret to the current key (after a SECRET_KEY rotation)."""
     if user.totp_secret:
-        user.totp_secret = _fernet().rotate(user.totp_secret.encode()).decode()
+        user.totp_secret = sealed.reseal(user.totp_secret)
 
 
 # --- state ---------------------------------------------------------------------------------------
@@ -335,7 +315,7 @@ def owns_recovery_codes(user: User, codes: list[str]) -> bool:
 
 
 def _email_code_digest(user_id: int, code: str) -> str:
-    key = _fernet_key(current_app.config["SECRET_KEY"])
+    key = sealed.derived_key(current_app.config["SECRET_KEY"])
     return hmac.new(key, f"{user_id}:{code}".encode(), hashlib.sha256).hexdigest()
 
 

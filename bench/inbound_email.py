@@ -1,0 +1,141 @@
+"""Inbound email (SPEC §15): ingesting 10 000 real-shaped messages (a third with attachments)
+through Portico's ingestion (parse, route, dedupe, thread, sanitise, save attachments as
+documents, Inbox+ item, commit per message, as the endpoint and the poller do), against Python's
+`email` parser alone parsing the same bytes, in the same run. Target ≤ 3×; peak memory printed.
+
+    .venv/bin/python bench/inbound_email.py [--messages 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+from email import message_from_bytes, policy
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import ROOT, absolute, build_app, own_database, peak_rss_mb, report, time_ratio  # noqa: E402
+
+MAIL = ROOT / "tests" / "data" / "mail"
+SENDERS = 200
+
+
+def _messages(count: int, senders: list[str]) -> list[bytes]:
+    """Real client shapes (Apple Mail, Gmail, Thunderbird, Outlook with TNEF) with fresh
+    Message-IDs, senders and subjects; every third carries attachments."""
+    rng = random.Random(7)
+    with_files = [
+        (MAIL / "apple-mail.eml").read_bytes(),
+        (MAIL / "thunderbird.eml").read_bytes(),
+        (MAIL / "outlook-tnef.eml").read_bytes(),
+        (MAIL / "gmail.eml.template")
+        .read_bytes()
+        .replace(b"{IN_REPLY_TO}", b"<a@b>")
+        .replace(b"{REFERENCES}", b"<a@b>"),
+    ]
+    plain_body = (
+        "Hallo,\r\n\r\nkurze Frage zur Umsatzsteuervoranmeldung f\u00fcr Oktober: Ist die Rechnung von "
+        "ACME schon gebucht?\r\n\r\nViele Gr\u00fc\u00dfe\r\n"
+    ).encode()
+    out = []
+    for n in range(count):
+        sender = senders[n % len(senders)]
+        if n % 3 == 0:
+            template = with_files[n % len(with_files)]
+            # a new Message-ID and sender, and a different file each time (no two alike)
+            message = template
+            for old in (
+                b"juergen.weiss@example.de",
+                b"g.mueller@mueller-gmbh.example",
+                b"petra.schmidt@schmidt-partner.example",
+                b"anna.berger@gmail.example",
+            ):
+                message = message.replace(old, sender.encode())
+            message = message.replace(b"Message-I", b"X-Old-Message-I", 1).replace(
+                b"Message-Id", b"X-Old-Message-Id", 1
+            )
+            message = f"Message-ID: <bench-{n}@bench.example>\r\n".encode() + message
+            out.append(message)
+        else:
+            subject = f"Frage {rng.randint(1, 400)} zur Buchhaltung"
+            out.append(
+                (
+                    f"From: Client {n % len(senders)} <{sender}>\r\nTo: office@harborfinch.example\r\n"
+                    f"Subject: {subject}\r\nMessage-ID: <bench-{n}@bench.example>\r\n"
+                    "Date: Mon, 23 Nov 2026 09:14:03 +0100\r\nMIME-Version: 1.0\r\n"
+                    'Content-Type: multipart/alternative; boundary="alt"\r\n\r\n'
+                    "--alt\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                    "Content-Transfer-Encoding: 8bit\r\n\r\n"
+                ).encode()
+                + plain_body
+                + b"--alt\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<div>"
+                + plain_body.replace(b"\r\n", b"<br>")
+                + b"</div>\r\n--alt--\r\n"
+            )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=10_000)
+    args = parser.parse_args()
+    with own_database("inbound") as database_url:
+        documents_dir = tempfile.mkdtemp(prefix="portico-bench-docs-")
+        app = build_app(database_url, DOCUMENTS_DIR=documents_dir)
+        with app.app_context():
+            from portal_app.extensions import db
+            from portal_app.models import ContactSettings
+            from portal_app.services import accounts, contacts, links
+            from portal_app.services.inbound import ingest
+            from portal_app.services.staff import create_firm
+            from portal_app.transaction import commit
+
+            firm = create_firm("Bench CPA")
+            senders = []
+            for n in range(SENDERS):
+                address = f"client{n}@bench-clients.example"
+                contact = contacts.create_contact(
+                    firm.id, first_name="Client", last_name=str(n), emails=[{"address": address}]
+                )
+                account = accounts.create_account(firm.id, name=f"Account {n}", type="individual", tags=[])
+                links.link_contact(account, contact)
+                senders.append(address)
+            commit()
+            db.session.execute(
+                ContactSettings.__table__.update().values(email_sync=True, auto_save_attachments=True)  # type: ignore[attr-defined]
+            )
+            commit()
+            messages = _messages(args.messages, senders)
+            total_mb = sum(len(m) for m in messages) / 1e6
+
+            started = time.perf_counter()
+            for raw in messages:
+                message_from_bytes(raw, policy=policy.default)
+            reference = time.perf_counter() - started
+
+            firm_id = firm.id
+            started = time.perf_counter()
+            stored = 0
+            for raw in messages:
+                result = ingest(firm_id, raw, via="http")
+                commit()
+                stored += result.status == "stored"
+            portico = time.perf_counter() - started
+            assert stored == len(messages), f"only {stored} of {len(messages)} stored"
+        peak = peak_rss_mb(os.getpid())
+    note = f"{args.messages} messages, {total_mb:.0f} MB, a third with attachments"
+    report(
+        [
+            time_ratio(f"inbound email, {args.messages} messages", portico, reference, "s", 3, note),
+            absolute("inbound email, peak memory (process)", peak, "MB", 250),
+        ]
+    )
+
+
+if __name__ == "__main__":
+    main()

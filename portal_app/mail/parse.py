@@ -1,0 +1,374 @@
+"""Reading real mail (R-SYN-7): any declared charset, RFC 2047 headers, RFC 2231 file names, inline
+images, nested messages, Outlook's winmail.dat (TNEF) and broken MIME, read as far as it goes.
+
+``parse`` never raises on bad input; what it could not read is listed in ``problems``.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import mimetypes
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import message_from_bytes
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
+from email.message import Message
+from email.utils import getaddresses, parseaddr, parsedate_to_datetime
+
+import nh3
+
+_MSG_ID = re.compile(r"<[^<>\s]{1,250}>")
+_SUBJECT_PREFIX = re.compile(r"^\s*(?:re|aw|fwd?|wg|fw|sv|antw|tr)\s*(?:\[\d+\])?\s*:\s*", re.I)
+TNEF_TYPES = {"application/ms-tnef", "application/vnd.ms-tnef"}
+LATIN1_LABELS = {
+    label: "cp1252" for label in ("iso-8859-1", "iso8859-1", "latin1", "latin-1", "us-ascii", "ascii")
+}
+
+
+@dataclass
+class Attachment:
+    name: str
+    content_type: str
+    data: bytes
+
+
+@dataclass
+class Parsed:
+    message_id: str = ""
+    in_reply_to: str = ""
+    references: list[str] = field(default_factory=list)
+    from_address: str = ""
+    from_name: str = ""
+    to: str = ""
+    subject: str = ""
+    date: datetime | None = None
+    text: str = ""
+    html: str = ""
+    attachments: list[Attachment] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def subject_key(subject: str) -> str:
+    """The subject threads are matched on: without Re:/AW:/Fwd:/WG:/FW: prefixes, lower-case."""
+    value = " ".join((subject or "").split())
+    while True:
+        stripped = _SUBJECT_PREFIX.sub("", value, count=1)
+        if stripped == value:
+            break
+        value = stripped
+    return value.casefold()[:500]
+
+
+def decode_words(value: str) -> str:
+    """RFC 2047 encoded-words (=?utf-8?Q?...?=) to text; what cannot be decoded stays as it is."""
+    if "=?" not in value:
+        return value
+    try:
+        return str(make_header(decode_header(value)))
+    except (LookupError, UnicodeError, ValueError, HeaderParseError):
+        return value
+
+
+def _header(message: Message, name: str, problems: list[str]) -> str:
+    """One header as text. The message is parsed with the compat32 policy, which keeps headers
+    as they came (the modern policy's header objects cost more than the whole parse); RFC 2047
+    is decoded here."""
+    value = message.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):  # an undecodable header comes back as a Header object
+        try:
+            value = str(make_header(decode_header(value)))
+        except Exception as exc:
+            problems.append(f"header {name} unreadable: {type(exc).__name__}")
+            value = str(value)
+    return " ".join(decode_words(" ".join(value.split())).split())
+
+
+def _message_ids(value: str) -> list[str]:
+    return _MSG_ID.findall(value or "")
+
+
+def parse(raw: bytes) -> Parsed:
+    parsed = Parsed()
+    problems = parsed.problems
+    try:
+        message = message_from_bytes(raw)
+    except Exception as exc:  # pragma: no cover - the parser is lenient; belt and braces
+        problems.append(f"unreadable message: {type(exc).__name__}")
+        return parsed
+    if getattr(message, "defects", None):
+        problems.extend(sorted({type(d).__name__ for d in message.defects}))
+    ids = _message_ids(_header(message, "Message-ID", problems))
+    parsed.message_id = ids[0] if ids else ""
+    reply_ids = _message_ids(_header(message, "In-Reply-To", problems))
+    parsed.in_reply_to = reply_ids[0] if reply_ids else ""
+    parsed.references = _message_ids(_header(message, "References", problems))
+    name, address = parseaddr(_header(message, "From", problems))
+    name = decode_words(name)
+    parsed.from_name, parsed.from_address = name[:200], address.strip().lower()[:254]
+    recipients = getaddresses([_header(message, "To", problems)])
+    parsed.to = ", ".join(a for _n, a in recipients if a)[:2000]
+    parsed.subject = _header(message, "Subject", problems)[:500]
+    parsed.date = _date(_header(message, "Date", problems))
+    _walk(message, parsed, referenced=_cid_references(message))
+    if not parsed.text and parsed.html:
+        parsed.text = html_to_text(parsed.html)
+    return parsed
+
+
+def _date(value: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _cid_references(message: Message) -> set[str]:
+    """Content-IDs the HTML bodies point at (cid:…): those parts are inline images."""
+    found: set[str] = set()
+    for part in message.walk():
+        if part.get_content_type() == "text/html":
+            found.update(m.lower() for m in re.findall(r"cid:([^\"'\s>)]+)", _decode_text(part, [])))
+    return found
+
+
+def _walk(part: Message, parsed: Parsed, *, referenced: set[str]) -> None:
+    content_type = part.get_content_type()
+    if content_type == "message/rfc822":
+        _nested_message(part, parsed)
+        return
+    if part.is_multipart():
+        for child in part.get_payload():  # type: ignore[union-attr]
+            if isinstance(child, Message):
+                _walk(child, parsed, referenced=referenced)
+        return
+    disposition = (part.get_content_disposition() or "").lower()
+    filename = _filename(part, parsed.problems)
+    if content_type in TNEF_TYPES or (filename or "").lower() == "winmail.dat":
+        _tnef(part, parsed)
+        return
+    content_id = (part.get("Content-ID") or "").strip().strip("<>").lower()
+    is_body = disposition != "attachment" and not filename
+    if is_body and content_type == "text/plain" and not parsed.text:
+        parsed.text = _decode_text(part, parsed.problems)
+        return
+    if is_body and content_type == "text/html" and not parsed.html:
+        parsed.html = _decode_text(part, parsed.problems)
+        return
+    if content_id and content_id in referenced and disposition != "attachment":
+        return  # an inline image of the HTML body, not a document
+    if is_body and content_type.startswith("text/"):
+        # a second text part of a body (some clients split around inline images)
+        extra = _decode_text(part, parsed.problems)
+        if content_type == "text/plain":
+            parsed.text += "\n" + extra
+        return
+    data = _payload(part, parsed.problems)
+    if data is None:
+        return
+    parsed.attachments.append(
+        Attachment(name=safe_filename(filename, content_type), content_type=content_type, data=data)
+    )
+
+
+def _filename(part: Message, problems: list[str]) -> str | None:
+    try:
+        name = part.get_filename()  # RFC 2231 decoded here
+    except Exception as exc:
+        problems.append(f"attachment name unreadable: {type(exc).__name__}")
+        return None
+    return decode_words(name) if name else name  # RFC 2047, as Outlook and Thunderbird send
+
+
+def _payload(part: Message, problems: list[str]) -> bytes | None:
+    try:
+        data = part.get_payload(decode=True)
+    except Exception as exc:
+        problems.append(f"attachment unreadable: {type(exc).__name__}")
+        return None
+    if data is None:
+        return b""
+    return data if isinstance(data, bytes) else str(data).encode()
+
+
+def _decode_text(part: Message, problems: list[str]) -> str:
+    """The text in its declared charset; an unknown or wrong charset falls back to UTF-8, then
+    Windows-1252, never to an error."""
+    raw = part.get_payload(decode=True)
+    if not isinstance(raw, bytes):
+        return str(part.get_payload() or "")
+    charset = (part.get_content_charset() or "utf-8").lower()
+    # as browsers do (WHATWG Encoding): mail labelled Latin-1 or ASCII is Windows-1252 in practice
+    # (the € sign, curly quotes), which Latin-1 would turn into control characters
+    charset = LATIN1_LABELS.get(charset, charset)
+    for candidate in (charset, "utf-8", "cp1252"):
+        try:
+            return raw.decode(candidate)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    problems.append(f"text in charset {charset} read with replacements")
+    return raw.decode("utf-8", errors="replace")
+
+
+def _nested_message(part: Message, parsed: Parsed) -> None:
+    """A forwarded message travels on as a .eml file named after its subject."""
+    payload = part.get_payload()
+    inner = payload[0] if isinstance(payload, list) and payload else None
+    try:
+        data = inner.as_bytes() if isinstance(inner, Message) else _payload(part, parsed.problems)
+    except Exception as exc:
+        parsed.problems.append(f"attached message unreadable: {type(exc).__name__}")
+        return
+    subject = ""
+    if isinstance(inner, Message):
+        subject = _header(inner, "Subject", parsed.problems)
+    name = safe_filename(f"{subject or 'Forwarded message'}.eml", "message/rfc822")
+    parsed.attachments.append(Attachment(name=name, content_type="message/rfc822", data=data or b""))
+
+
+def _tnef(part: Message, parsed: Parsed) -> None:
+    """Outlook's winmail.dat: its files become attachments; its body fills a missing one."""
+    import tnefparse
+
+    data = _payload(part, parsed.problems) or b""
+    try:
+        tnef = tnefparse.TNEF(data)
+    except Exception as exc:  # not TNEF after all: keep the file as it came
+        parsed.problems.append(f"winmail.dat unreadable: {type(exc).__name__}")
+        parsed.attachments.append(
+            Attachment(name="winmail.dat", content_type="application/ms-tnef", data=data)
+        )
+        return
+    for item in tnef.attachments:
+        try:
+            name = item.long_filename() or item.name
+        except Exception:
+            name = getattr(item, "name", "") or ""
+        if isinstance(name, bytes):
+            name = name.decode("utf-8", errors="replace")
+        content_type = mimetypes.guess_type(name or "")[0] or "application/octet-stream"
+        parsed.attachments.append(
+            Attachment(
+                name=safe_filename(name, content_type), content_type=content_type, data=item.data or b""
+            )
+        )
+    html = getattr(tnef, "htmlbody", None)
+    if html and not parsed.html:
+        parsed.html = html.decode("utf-8", "replace") if isinstance(html, bytes) else str(html)
+    body = getattr(tnef, "body", None)
+    if body and not parsed.text:
+        parsed.text = body.decode("cp1252", "replace") if isinstance(body, bytes) else str(body)
+
+
+def safe_filename(name: str | None, content_type: str = "application/octet-stream") -> str:
+    """A file name fit to show and to put in Content-Disposition: no path, no control
+    characters, at most 255 characters (extension kept)."""
+    value = unicodedata.normalize("NFC", name or "")
+    value = value.replace("\\", "/").rsplit("/", 1)[-1]
+    value = "".join(ch for ch in value if unicodedata.category(ch)[0] != "C").strip().strip(".")
+    if not value:
+        value = "attachment" + (mimetypes.guess_extension(content_type) or "")
+    if len(value) > 255:
+        stem, dot, ext = value.rpartition(".")
+        value = (stem[: 254 - len(ext)] + dot + ext) if dot and len(ext) < 20 else value[:255]
+    return value
+
+
+# --- HTML for staff's eyes -----------------------------------------------------------------------
+
+_ALLOWED_TAGS = {
+    "a",
+    "abbr",
+    "b",
+    "blockquote",
+    "br",
+    "caption",
+    "center",
+    "code",
+    "col",
+    "colgroup",
+    "dd",
+    "del",
+    "div",
+    "dl",
+    "dt",
+    "em",
+    "font",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "i",
+    "img",
+    "ins",
+    "li",
+    "ol",
+    "p",
+    "pre",
+    "q",
+    "s",
+    "small",
+    "span",
+    "strike",
+    "strong",
+    "sub",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "tfoot",
+    "th",
+    "thead",
+    "tr",
+    "u",
+    "ul",
+}
+_ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "width", "height"},
+    "td": {"colspan", "rowspan", "align", "valign"},
+    "th": {"colspan", "rowspan", "align", "valign"},
+    "table": {"border", "cellpadding", "cellspacing", "width"},
+    "font": {"color"},
+    "*": {"dir", "lang"},
+}
+
+
+def _keep_attribute(tag: str, attribute: str, value: str) -> str | None:
+    # no remote loads: an image may only point at a part of the message itself
+    if tag == "img" and attribute == "src" and not value.lower().startswith("cid:"):
+        return None
+    return value
+
+
+def sanitise_html(value: str) -> str:
+    """No scripts, no event handlers, no styles, no remote images; links open nothing by
+    themselves (nh3, the Rust ammonia sanitiser)."""
+    if not value:
+        return ""
+    return nh3.clean(
+        value,
+        tags=_ALLOWED_TAGS,
+        attributes=_ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto", "cid"},
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+        attribute_filter=_keep_attribute,
+    )
+
+
+def html_to_text(value: str) -> str:
+    text = re.sub(r"(?i)<br\s*/?>|</p>|</div>|</tr>|</li>", "\n", value)
+    text = nh3.clean(text, tags=set())
+    text = html_lib.unescape(text)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(line.strip() for line in text.splitlines())).strip()

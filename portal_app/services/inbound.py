@@ -1,0 +1,257 @@
+"""One ingestion for both ways in (R-SYN-1..7): the inbound endpoint and the IMAP poller.
+
+A message from an address with ``email_sync`` on for an account is stored on each such account,
+threaded, its attachments saved as documents where ``auto_save_attachments`` is on, and an
+Inbox+ item tells the firm's staff. From anyone else nothing is kept. The same message twice (by
+Message-ID, else by its bytes) is stored once. The raw bytes are kept by their SHA-256, so a
+message can be parsed again and downloaded as the original .eml.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from portal_app import sealed
+from portal_app.extensions import db
+from portal_app.files import blob_path, store_blob
+from portal_app.mail.parse import Parsed, parse, sanitise_html, subject_key
+from portal_app.models import (
+    Account,
+    ContactEmail,
+    ContactSettings,
+    Firm,
+    InboundMessage,
+    InboxItem,
+    Message,
+    MessageAttachment,
+    Thread,
+    utcnow,
+)
+from portal_app.services import documents
+from portal_app.services.errors import ValidationFailed
+
+RAW_AREA = "messages"
+THREAD_BY_SUBJECT_DAYS = 30
+MAX_RAW_BYTES = 60 * 1024 * 1024  # a 25 MB attachment, base64-encoded, and then some
+
+
+@dataclass
+class Ingested:
+    status: str  # "stored" | "duplicate" | "ignored"
+    message_ids: list[int] = field(default_factory=list)
+    accounts: list[int] = field(default_factory=list)
+
+
+def _insert_once(
+    firm_id: int, dedupe_key: str, raw: bytes, sha256: str, via: str, accounts: int
+) -> int | None:
+    """Record the delivery under its unique key; None when it was delivered before."""
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        insert(InboundMessage)
+        .values(
+            firm_id=firm_id,
+            dedupe_key=dedupe_key,
+            raw_sha256=sha256,
+            raw_size=len(raw),
+            via=via,
+            accounts_stored=accounts,
+            received_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["firm_id", "dedupe_key"])
+        .returning(InboundMessage.id)
+    )
+    return db.session.execute(statement).scalar()
+
+
+def _recipients(firm_id: int, address: str) -> list[tuple[Account, ContactSettings]]:
+    """The accounts where this sender's email has ``email_sync`` on."""
+    rows = db.session.execute(
+        select(Account, ContactSettings)
+        .join(ContactSettings, ContactSettings.account_id == Account.id)
+        .join(ContactEmail, ContactEmail.id == ContactSettings.email_id)
+        .where(
+            ContactEmail.firm_id == firm_id,
+            ContactEmail.address == address,
+            ContactSettings.email_sync.is_(True),
+        )
+        .order_by(Account.id)
+    ).all()
+    return [(account, settings) for account, settings in rows]
+
+
+def ingest(firm_id: int, raw: bytes, *, via: str) -> Ingested:
+    """Store one raw message for the firm (flushes; the caller commits)."""
+    if not raw.strip():
+        raise ValidationFailed("The message is empty.", fields={"body": ["Send the raw message (RFC 5322)."]})
+    if len(raw) > MAX_RAW_BYTES:
+        raise ValidationFailed("The message is larger than 60 MB.", fields={"body": ["Too large."]})
+    parsed = parse(raw)
+    if not parsed.from_address or "@" not in parsed.from_address:
+        raise ValidationFailed(
+            "This is not an email message: it has no readable From address.",
+            fields={"body": ["No From header."]},
+            code="unreadable_message",
+        )
+    targets = _recipients(firm_id, parsed.from_address)
+    if not targets:
+        return Ingested("ignored")  # R-SYN-3: nothing of it is kept
+    sha256 = hashlib.sha256(raw).hexdigest()
+    inbound_id = _insert_once(
+        firm_id, parsed.message_id or f"sha256:{sha256}", raw, sha256, via, len(targets)
+    )
+    if inbound_id is None:
+        return Ingested("duplicate")
+    store_blob(RAW_AREA, raw, ".eml")
+    result = Ingested("stored")
+    now = utcnow()
+    sent_at = min(parsed.date, now) if parsed.date else now
+    for account, settings in targets:
+        message = _store_on_account(account, settings, parsed, inbound_id, sent_at)
+        result.message_ids.append(message.id)
+        result.accounts.append(account.id)
+    db.session.flush()
+    return result
+
+
+def _store_on_account(
+    account: Account, settings: ContactSettings, parsed: Parsed, inbound_id: int, sent_at: object
+) -> Message:
+    thread = find_thread(account, parsed, sent_at=sent_at)
+    message = Message(
+        firm_id=account.firm_id,
+        account_id=account.id,
+        thread_id=thread.id,
+        inbound_id=inbound_id,
+        direction="in",
+        message_id=parsed.message_id,
+        in_reply_to=parsed.in_reply_to,
+        references=" ".join(parsed.references)[:10000],
+        from_address=parsed.from_address,
+        from_name=parsed.from_name,
+        to=parsed.to,
+        subject=parsed.subject,
+        text=parsed.text,
+        html=sanitise_html(parsed.html),
+        notice="; ".join(parsed.problems)[:2000],
+        sent_at=sent_at,
+        created_at=utcnow(),
+    )
+    db.session.add(message)
+    db.session.flush()
+    if sent_at > thread.last_message_at:  # type: ignore[operator]
+        thread.last_message_at = sent_at  # type: ignore[assignment]
+    for attachment in parsed.attachments:
+        document_id, reason = None, None
+        if settings.auto_save_attachments:
+            saved = documents.save(
+                account,
+                name=attachment.name,
+                data=attachment.data,
+                content_type=attachment.content_type,
+                source="email",
+            )
+            reason = saved.skipped_reason
+            document_id = saved.document.id if saved.document else None
+        else:
+            reason = "attachments are not saved for this email"
+        db.session.add(
+            MessageAttachment(
+                message_id=message.id,
+                name=attachment.name,
+                size=len(attachment.data),
+                content_type=attachment.content_type[:127],
+                document_id=document_id,
+                skipped_reason=reason,
+            )
+        )
+    sender = parsed.from_name or parsed.from_address
+    db.session.add(
+        InboxItem(
+            firm_id=account.firm_id,
+            account_id=account.id,
+            kind="email",
+            title=f"{sender} wrote: {parsed.subject or '(no subject)'}"[:300],
+            body=(parsed.text or "")[:500],
+            data={"thread_id": str(thread.id), "message_id": str(message.id)},
+        )
+    )
+    return message
+
+
+def find_thread(account: Account, parsed: Parsed, *, sent_at: Any = None) -> Thread:
+    """R-SYN-6: the thread of a message this one answers (our replies included), else the recent
+    thread with the same subject, else a new one."""
+    wanted = [i for i in [parsed.in_reply_to, *reversed(parsed.references)] if i]
+    if wanted:
+        rows = db.session.execute(
+            select(Message.message_id, Message.thread_id).where(
+                Message.account_id == account.id, Message.message_id.in_(wanted)
+            )
+        ).all()
+        by_id = {message_id: thread_id for message_id, thread_id in rows}
+        for candidate in wanted:
+            if candidate in by_id:
+                return db.session.get_one(Thread, by_id[candidate])
+    key = subject_key(parsed.subject)
+    recent = utcnow() - timedelta(days=THREAD_BY_SUBJECT_DAYS)
+    thread = db.session.scalar(
+        select(Thread)
+        .where(Thread.account_id == account.id, Thread.subject_key == key, Thread.last_message_at >= recent)
+        .order_by(Thread.last_message_at.desc())
+        .limit(1)
+    )
+    if thread is not None:
+        return thread
+    thread = Thread(
+        firm_id=account.firm_id,
+        account_id=account.id,
+        subject=parsed.subject or "(no subject)",
+        subject_key=key,
+        last_message_at=sent_at or utcnow(),
+        created_at=utcnow(),
+    )
+    db.session.add(thread)
+    db.session.flush()
+    return thread
+
+
+def raw_path(inbound: InboundMessage):  # type: ignore[no-untyped-def]
+    return blob_path(RAW_AREA, inbound.raw_sha256, ".eml")
+
+
+# --- the firm's inbound secret -------------------------------------------------------------------
+
+SECRET_PREFIX = "pin_"
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def rotate_secret(firm: Firm) -> str:
+    """A new inbound secret; the old one stops working at once."""
+    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    firm.inbound_secret = sealed.seal(secret)
+    firm.inbound_secret_digest = _digest(secret)
+    db.session.flush()
+    return secret
+
+
+def read_secret(firm: Firm) -> str:
+    secret = sealed.unseal(firm.inbound_secret)
+    return secret if secret is not None else rotate_secret(firm)
+
+
+def firm_for_secret(secret: str) -> Firm | None:
+    if not secret.startswith(SECRET_PREFIX) or len(secret) > 200:
+        return None
+    return db.session.scalar(select(Firm).where(Firm.inbound_secret_digest == _digest(secret)))
