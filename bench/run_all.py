@@ -30,6 +30,7 @@ BENCHMARKS = [
     ("bulk_update.py", [], ["--accounts", "2000"]),
     ("import_csv.py", [], ["--rows", "10000"]),
     ("inbound_email.py", [], ["--messages", "2000"]),
+    ("reminders.py", [], ["--accounts", "4000"]),
 ]
 
 

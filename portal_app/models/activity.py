@@ -86,7 +86,10 @@ class Notification(db.Model):
     email_id: Mapped[int] = mapped_column(ForeignKey("contact_emails.id", ondelete="CASCADE"))
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
     todo_id: Mapped[int | None] = mapped_column(ForeignKey("todos.id", ondelete="SET NULL"), index=True)
-    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_emails.id", ondelete="SET NULL"))
+    # the email's outbox row: rendering finds its notification by it
+    outbox_id: Mapped[int | None] = mapped_column(
+        ForeignKey("outbox_emails.id", ondelete="SET NULL"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -12,6 +12,7 @@ state at sending time: a client who activated in between gets no banner.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,13 +20,15 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Select, delete, or_, select, text, update
+from sqlalchemy.dialects import sqlite
 
 from portal_app import tokens
 from portal_app.extensions import db
-from portal_app.mail.outbox import absolute_url, enqueue_delivery, outbox_row, register_context_builder
+from portal_app.i18n import DEFAULT_LANGUAGE, known_language
+from portal_app.mail.outbox import absolute_url, enqueue_delivery, register_context_builder
 from portal_app.models import (
     Account,
     ContactEmail,
@@ -39,13 +42,14 @@ from portal_app.models import (
     utcnow,
 )
 from portal_app.services.audit import Actor
-from portal_app.sql import chunks, id_in
+from portal_app.sql import chunks, id_in, insert_with_ids
 from portal_app.transaction import commit
 
 # The categories whose emails are lists a client may leave with one click (RFC 8058).
 WEEKLY = "transactions"
 WEEKLY_HOURS = (9, 21)  # Monday 09:00 local; a late scheduler still sends until 21:00
-BATCH = 500
+BATCH = 1000  # to-dos per reminder transaction
+ROWS_PER_STATEMENT = 2000  # notifications and outbox rows per INSERT
 
 CATEGORY_LABELS = {
     "documents_upload": _l("documents uploaded by the firm"),
@@ -146,41 +150,100 @@ class Decided:
     event_key: str
     kind: str
     todo_id: int | None
-    subject: Any
+    subject: dict[str, str]  # the parameters of the template's subject line (SUBJECTS)
     template: str
     context: dict[str, Any]
 
 
 def _pieces(items: list[Any]) -> list[list[Any]]:
-    return [items[at : at + BATCH] for at in range(0, len(items), BATCH)]
+    return [items[at : at + ROWS_PER_STATEMENT] for at in range(0, len(items), ROWS_PER_STATEMENT)]
 
 
-def _insert_ignoring_duplicates(values: list[dict[str, Any]]) -> dict[tuple[str, int], int]:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING: the rows this transaction won, by key. A
-    concurrent transaction inserting the same key makes this one wait for it, then skip."""
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    won: dict[tuple[str, int], int] = {}
+_INSERT_ONCE_PG = text(
+    """
+    INSERT INTO notifications (firm_id, event_key, kind, email_id, account_id, todo_id, outbox_id, created_at)
+    SELECT r.firm_id, r.event_key, r.kind, r.email_id, r.account_id, r.todo_id, r.outbox_id, r.created_at
+      FROM json_populate_recordset(NULL::notifications, :rows) AS r
+    ON CONFLICT (event_key, email_id) DO NOTHING
+    RETURNING outbox_id
+    """
+)
+
+
+def _insert_ignoring_duplicates(values: list[dict[str, Any]]) -> set[int]:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING: the outbox ids of the rows this transaction won.
+    A concurrent transaction inserting the same key makes this one wait for it, then skip."""
+    won: set[int] = set()
     # one order for every writer, so two runs waiting on each other's keys cannot deadlock
     values = sorted(values, key=lambda v: (v["event_key"], v["email_id"]))
+    postgres = db.session.get_bind().dialect.name == "postgresql"
     for chunk in _pieces(values):
-        statement = (
-            insert(Notification)
-            .values(chunk)
-            .on_conflict_do_nothing(index_elements=["event_key", "email_id"])
-            .returning(Notification.id, Notification.event_key, Notification.email_id)
-        )
-        for notification_id, event_key, email_id in db.session.execute(statement):
-            won[(event_key, email_id)] = notification_id
+        if postgres:  # the whole batch as one JSON parameter: no statement of many VALUES to compile
+            result = db.session.execute(_INSERT_ONCE_PG, {"rows": json.dumps(chunk, default=str)})
+        else:
+            result = db.session.execute(
+                sqlite.insert(Notification)
+                .values(chunk)
+                .on_conflict_do_nothing(index_elements=["event_key", "email_id"])
+                .returning(Notification.outbox_id)
+            )
+        won.update(outbox_id for (outbox_id,) in result)
     return won
 
 
+# Subject lines per template, translated once per language and batch, then filled in per email.
+SUBJECTS = {
+    "todo_new": _l("%(firm)s: new to-do for %(account)s"),
+    "todo_reminder": _l("Reminder: %(title)s (%(account)s)"),
+    "weekly_transactions": _l("Your open transaction questions this week"),
+}
+
+
+def _subjects(decided: Sequence[Decided]) -> list[tuple[str, str]]:
+    """(language, subject) of each email: each subject line translated once per language."""
+    languages = [known_language(item.recipient.language) or DEFAULT_LANGUAGE for item in decided]
+    lines: dict[str, dict[str, str]] = {}
+    for language in set(languages):
+        with force_locale(language):
+            lines[language] = {template: str(line) for template, line in SUBJECTS.items()}
+    return [
+        (
+            language,
+            (
+                lines[language][item.template] % item.subject
+                if item.subject
+                else lines[language][item.template]
+            )[:300],
+        )
+        for item, language in zip(decided, languages, strict=True)
+    ]
+
+
 def record_and_queue(decided: Sequence[Decided]) -> int:
-    """Record each decided email under its unique key and queue only those recorded now; return
-    how many were queued (the rest had been sent before)."""
+    """Queue each decided email once: its outbox row is written, then recorded under its unique
+    key; a key recorded before (an earlier or a concurrent run) removes the row again before the
+    commit, so it is never sent twice. Set-based: a few statements per batch, whatever its size.
+    Returns how many were queued."""
     if not decided:
         return 0
     now = utcnow()
+    rows = [
+        {
+            "firm_id": item.recipient.firm_id,
+            "kind": item.kind,
+            "to_address": item.recipient.address,
+            "subject": subject,
+            "template": item.template,
+            "context": {**item.context, "language": language},
+            "state": "pending",
+            "attempts": 0,
+            "last_error": "",
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for item, (language, subject) in zip(decided, _subjects(decided), strict=True)
+    ]
+    outbox_ids = insert_with_ids(OutboxEmail.__table__, rows)  # type: ignore[arg-type]
     won = _insert_ignoring_duplicates(
         [
             {
@@ -190,36 +253,18 @@ def record_and_queue(decided: Sequence[Decided]) -> int:
                 "email_id": item.recipient.email_id,
                 "account_id": item.recipient.account_id if item.kind != "weekly_transactions" else None,
                 "todo_id": item.todo_id,
+                "outbox_id": outbox_id,
                 "created_at": now,
             }
-            for item in decided
+            for item, outbox_id in zip(decided, outbox_ids, strict=True)
         ]
     )
-    queued: list[tuple[int, OutboxEmail]] = []
-    for item in decided:
-        notification_id = won.pop((item.event_key, item.recipient.email_id), None)
-        if notification_id is None:
-            continue  # sent before (or by a concurrent run): never a second copy
-        row = outbox_row(
-            firm_id=item.recipient.firm_id,
-            kind=item.kind,
-            to_address=item.recipient.address,
-            subject=item.subject,
-            template=item.template,
-            context={**item.context, "notification_id": notification_id},
-            language=item.recipient.language,
-        )
-        queued.append((notification_id, row))
-    if not queued:
-        return 0
-    db.session.add_all([row for _id, row in queued])
-    db.session.flush()
-    db.session.execute(
-        update(Notification),
-        [{"id": notification_id, "outbox_id": row.id} for notification_id, row in queued],
-    )
-    enqueue_delivery()
-    return len(queued)
+    lost = [outbox_id for outbox_id in outbox_ids if outbox_id not in won]
+    if lost:  # sent before, or by a concurrent run: never a second copy
+        db.session.execute(delete(OutboxEmail).where(id_in(OutboxEmail.id, lost)))
+    if won:
+        enqueue_delivery()
+    return len(won)
 
 
 # --- new to-dos and reminders --------------------------------------------------------------------
@@ -249,7 +294,7 @@ def notify_new_todo(todo: Todo) -> int:
                 event_key=f"todo:{todo.id}:new",
                 kind="todo_new",
                 todo_id=todo.id,
-                subject=_l("%(firm)s: new to-do for %(account)s", firm=firm, account=account_name),
+                subject={"firm": firm, "account": account_name},
                 template="todo_new",
                 context=_todo_context(todo, account_name),
             )
@@ -302,6 +347,7 @@ def send_due_reminders(at: datetime) -> int:
         for todo in batch:
             by_kind[todo.kind].append(todo)
         decided: list[Decided] = []
+        advanced: list[dict[str, Any]] = []
         for kind, todos in by_kind.items():
             by_account: dict[int, list[Recipient]] = defaultdict(list)
             for recipient in recipients(kind, sorted({t.account_id for t in todos})):
@@ -310,8 +356,13 @@ def send_due_reminders(at: datetime) -> int:
                 number = todo.reminders_sent + 1
                 while (due := reminder_due_at(todo, number + 1)) is not None and due <= at:
                     number += 1
-                todo.reminders_sent = number
-                schedule_reminders(todo)
+                advanced.append(
+                    {
+                        "id": todo.id,
+                        "reminders_sent": number,
+                        "next_reminder_at": reminder_due_at(todo, number + 1),
+                    }
+                )
                 account_name = names.get(todo.account_id, "")
                 decided.extend(
                     Decided(
@@ -319,9 +370,7 @@ def send_due_reminders(at: datetime) -> int:
                         event_key=f"todo:{todo.id}:reminder:{number}",
                         kind="todo_reminder",
                         todo_id=todo.id,
-                        subject=_l(
-                            "Reminder: %(title)s (%(account)s)", title=todo.title, account=account_name
-                        ),
+                        subject={"title": todo.title, "account": account_name},
                         template="todo_reminder",
                         context={
                             **_todo_context(todo, account_name),
@@ -331,8 +380,28 @@ def send_due_reminders(at: datetime) -> int:
                     )
                     for recipient in by_account.get(todo.account_id, [])
                 )
+        _advance(advanced)
         queued += record_and_queue(decided)
         commit()
+
+
+_ADVANCE_PG = text(
+    """
+    UPDATE todos SET reminders_sent = v.reminders_sent, next_reminder_at = v.next_reminder_at
+      FROM json_to_recordset(:rows) AS v(id bigint, reminders_sent int, next_reminder_at timestamptz)
+     WHERE todos.id = v.id
+    """
+)
+
+
+def _advance(rows: list[dict[str, Any]]) -> None:
+    """Record which reminder each to-do is at, and when the next is due: one statement."""
+    if not rows:
+        return
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(_ADVANCE_PG, {"rows": json.dumps(rows, default=str)})
+    else:
+        db.session.execute(update(Todo), rows)
 
 
 # --- the weekly transactions email ---------------------------------------------------------------
@@ -405,7 +474,7 @@ def send_weekly_transactions(at: datetime) -> int:
                 event_key=f"weekly:{slot}",
                 kind="weekly_transactions",
                 todo_id=None,
-                subject=_l("Your open transaction questions this week"),
+                subject={},
                 template="weekly_transactions",
                 context={
                     "category": WEEKLY,
@@ -452,7 +521,7 @@ def _render_context(row: OutboxEmail) -> dict[str, Any] | None:
     """What only the sending job may know: the current state decides whether the email still
     goes (a to-do done meanwhile sends no reminder) and whether it carries the banner."""
     context = row.context
-    notification = db.session.get(Notification, context.get("notification_id"))
+    notification = db.session.scalar(select(Notification).where(Notification.outbox_id == row.id))
     if notification is None:
         return None
     email = db.session.get(ContactEmail, notification.email_id)
