@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from flask import Flask, abort, current_app, g, request, session
 from flask.views import MethodView
@@ -117,6 +118,21 @@ def staff_payload(user: StaffUser) -> dict:
     }
 
 
+def sign_in_limits(scope: str, per_user: Any) -> list[Any]:
+    """Per IP and per user (``per_user`` names the user from the request), like the portal's
+    login (R-SEC-3); the two sign-in steps count apart."""
+    per_email = "staff-email" if scope == "staff" else f"{scope}-user"
+    return [
+        limiter.limit(lambda: current_app.config["LIMIT_PER_IP"], methods=["POST"], scope=f"{scope}-ip"),
+        limiter.limit(
+            lambda: current_app.config["LIMIT_PER_EMAIL"],
+            key_func=per_user,
+            methods=["POST"],
+            scope=per_email,
+        ),
+    ]
+
+
 def _login_email_key() -> str:
     body = request.get_json(silent=True)
     email = body.get("email") if isinstance(body, dict) else None
@@ -126,15 +142,7 @@ def _login_email_key() -> str:
 @blp.route("/login")
 class Login(MethodView):
     # R-SEC-3: per IP and per email, like the portal's login
-    decorators = [
-        limiter.limit(lambda: current_app.config["LIMIT_PER_IP"], methods=["POST"], scope="staff-ip"),
-        limiter.limit(
-            lambda: current_app.config["LIMIT_PER_EMAIL"],
-            key_func=_login_email_key,
-            methods=["POST"],
-            scope="staff-email",
-        ),
-    ]
+    decorators = sign_in_limits("staff", _login_email_key)
 
     @blp.arguments(LoginSchema)
     @blp.response(200, LoginAnswerSchema)
@@ -168,15 +176,7 @@ def _mfa_token_key() -> str:
 @blp.route("/login/mfa")
 class LoginMfa(MethodView):
     # code entry is rate limited like login: per IP and per user (R-SEC-13)
-    decorators = [
-        limiter.limit(lambda: current_app.config["LIMIT_PER_IP"], methods=["POST"], scope="staff-mfa-ip"),
-        limiter.limit(
-            lambda: current_app.config["LIMIT_PER_EMAIL"],
-            key_func=_mfa_token_key,
-            methods=["POST"],
-            scope="staff-mfa-user",
-        ),
-    ]
+    decorators = sign_in_limits("staff-mfa", _mfa_token_key)
 
     @blp.arguments(LoginMfaSchema)
     @blp.response(200, SessionSchema)

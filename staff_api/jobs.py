@@ -11,7 +11,6 @@ from flask_smorest import Blueprint
 from portal_app.models import InboxItem, Job
 from portal_app.services import bulk, csv_files, imports, inbox
 from portal_app.services.errors import DomainError, NotFound, ValidationFailed
-from portal_app.services.validation import parse_id
 from portal_app.transaction import commit
 from staff_api.auth import current_staff
 from staff_api.job_schemas import (
@@ -25,6 +24,7 @@ from staff_api.job_schemas import (
     JobSchema,
     PageArgsSchema,
 )
+from staff_api.paging import before_id
 from staff_api.schemas import ErrorSchema
 
 blp = Blueprint("jobs", __name__, description="Bulk updates, imports and the background jobs that run them.")
@@ -59,15 +59,6 @@ def inbox_payload(item: InboxItem, read: bool) -> dict[str, Any]:
         "read": read,
         "created_at": item.created_at,
     }
-
-
-def _before(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    key = parse_id(cursor)
-    if key is None:
-        raise ValidationFailed("The cursor is not valid.", fields={"cursor": ["Not a valid cursor."]})
-    return key
 
 
 def _page(rows: list[tuple[dict[str, Any], int]], limit: int) -> dict[str, Any]:
@@ -194,7 +185,7 @@ class Jobs(MethodView):
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """The firm's jobs, newest first."""
         jobs = inbox.list_jobs(
-            current_staff().firm_id, limit=args["limit"] + 1, before_id=_before(args.get("cursor"))
+            current_staff().firm_id, limit=args["limit"] + 1, before_id=before_id(args.get("cursor"))
         )
         more = len(jobs) > args["limit"]
         jobs = jobs[: args["limit"]]
@@ -220,7 +211,7 @@ class Inbox(MethodView):
             current_staff(),
             unread=args["unread"],
             limit=args["limit"] + 1,
-            before_id=_before(args.get("cursor")),
+            before_id=before_id(args.get("cursor")),
         )
         return _page([(inbox_payload(item, read), item.id) for item, read in rows], args["limit"])
 

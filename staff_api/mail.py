@@ -18,7 +18,6 @@ from portal_app.models import Document, Firm, InboundMessage, Message, MessageAt
 from portal_app.services import accounts, documents, inbound, notes, overview, threads
 from portal_app.services.csv_files import FileTooLarge
 from portal_app.services.errors import DomainError, Forbidden, NotFound, ValidationFailed
-from portal_app.services.validation import parse_id
 from portal_app.transaction import commit
 from staff_api.auth import Unauthorized, current_staff
 from staff_api.mail_schemas import (
@@ -35,6 +34,7 @@ from staff_api.mail_schemas import (
     ThreadPageSchema,
     ThreadSchema,
 )
+from staff_api.paging import before_id
 from staff_api.schemas import ErrorSchema
 from staff_api.todos import todo_payload
 
@@ -44,15 +44,6 @@ blp = Blueprint("mail", __name__, description="Communication › Email, document
 class UnsupportedMediaType(DomainError):
     status = 415
     code = "unsupported_media_type"
-
-
-def _before(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    key = parse_id(cursor)
-    if key is None:
-        raise ValidationFailed("The cursor is not valid.", fields={"cursor": ["Not a valid cursor."]})
-    return key
 
 
 def _page(rows: list[Any], limit: int, payload: Any) -> dict[str, Any]:
@@ -241,7 +232,7 @@ class AccountThreads(MethodView):
         """The account's email threads, latest activity first."""
         account = accounts.get_account(current_staff().firm_id, account_id)
         rows = threads.list_threads(
-            account.id, limit=args["limit"] + 1, before_id=_before(args.get("cursor"))
+            account.id, limit=args["limit"] + 1, before_id=before_id(args.get("cursor"))
         )
         return _page(
             rows,
@@ -319,7 +310,7 @@ class AccountDocuments(MethodView):
         """The account's documents, newest first; `new` until a staff user opens one."""
         account = accounts.get_account(current_staff().firm_id, account_id)
         rows = documents.list_documents(
-            account.id, limit=args["limit"] + 1, before_id=_before(args.get("cursor"))
+            account.id, limit=args["limit"] + 1, before_id=before_id(args.get("cursor"))
         )
         return _page(rows, args["limit"], document_payload)
 
@@ -392,7 +383,7 @@ class AccountNotes(MethodView):
     def get(self, args: dict[str, Any], account_id: str) -> dict[str, Any]:
         """Staff's notes on the account, newest first."""
         account = accounts.get_account(current_staff().firm_id, account_id)
-        rows = notes.list_notes(account.id, limit=args["limit"] + 1, before_id=_before(args.get("cursor")))
+        rows = notes.list_notes(account.id, limit=args["limit"] + 1, before_id=before_id(args.get("cursor")))
         return _page(rows, args["limit"], note_payload)
 
     @blp.arguments(NoteInSchema)

@@ -17,8 +17,7 @@ from portal_app.extensions import db
 from portal_app.files import blob_path, store_blob
 from portal_app.mail.parse import safe_filename
 from portal_app.models import Account, Document, StaffUser, utcnow
-from portal_app.services.errors import NotFound
-from portal_app.services.validation import parse_id
+from portal_app.services.lookup import firm_row, newest_on_account
 
 MAX_BYTES = 25 * 1024 * 1024
 AREA = "documents"
@@ -91,22 +90,11 @@ def _like_prefix(name: str) -> str:
 
 
 def list_documents(account_id: int, *, limit: int = 50, before_id: int | None = None) -> list[Document]:
-    query = select(Document).where(Document.account_id == account_id)
-    if before_id is not None:
-        query = query.where(Document.id < before_id)
-    return list(db.session.scalars(query.order_by(Document.id.desc()).limit(limit)))
+    return newest_on_account(Document, account_id, limit=limit, before_id=before_id)
 
 
 def get_document(firm_id: int, document_id: object) -> Document:
-    key = parse_id(document_id)
-    document = (
-        db.session.scalar(select(Document).where(Document.id == key, Document.firm_id == firm_id))
-        if key
-        else None
-    )
-    if document is None:
-        raise NotFound("Document not found.")
-    return document
+    return firm_row(Document, firm_id, document_id, "Document")
 
 
 def open_document(document: Document) -> Path:

@@ -330,16 +330,25 @@ def send_email_code(user: PortalUser, *, purpose: str) -> OutboxEmail:
     entry = EmailCode(portal_user_id=user.id, purpose=purpose)
     db.session.add(entry)
     db.session.flush()
+    return _email_client(
+        user, "mfa_code", _l("Your sign-in code"), {"purpose": purpose}, email_code_id=entry.id
+    )
+
+
+def _email_client(
+    user: PortalUser, template: str, subject: Any, context: dict[str, Any], **row: Any
+) -> OutboxEmail:
+    """An email about the client's sign-in, in their language."""
     return queue_email(
         outbox_row(
             firm_id=user.firm_id,
-            kind="mfa_code",
+            kind=template,
             to_address=user.email.address,
-            subject=_l("Your sign-in code"),
-            template="mfa_code",
-            context={"purpose": purpose},
-            email_code_id=entry.id,
+            subject=subject,
+            template=template,
+            context=context,
             language=user.language,
+            **row,
         )
     )
 
@@ -417,16 +426,8 @@ def reset_client(settings: ContactSettings, actor: StaffUser) -> bool:
         actor=Actor("staff", actor.id, actor.email),
         address=user.email.address,
     )
-    queue_email(
-        outbox_row(
-            firm_id=user.firm_id,
-            kind="mfa_reset",
-            to_address=user.email.address,
-            subject=_l("Your two-step sign-in was reset"),
-            template="mfa_reset",
-            context={"staff_name": actor.name or actor.email},
-            language=user.language,
-        )
+    _email_client(
+        user, "mfa_reset", _l("Your two-step sign-in was reset"), {"staff_name": actor.name or actor.email}
     )
     return True
 

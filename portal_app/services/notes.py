@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from portal_app.extensions import db
 from portal_app.models import Account, Note, StaffUser, utcnow
-from portal_app.services.errors import NotFound, ValidationFailed
-from portal_app.services.validation import parse_id
+from portal_app.services.errors import ValidationFailed
+from portal_app.services.lookup import firm_row, newest_on_account
 
 MAX_TEXT = 20_000
 
@@ -38,18 +36,11 @@ def create_note(account: Account, author: StaffUser, text: str) -> Note:
 
 
 def list_notes(account_id: int, *, limit: int = 50, before_id: int | None = None) -> list[Note]:
-    query = select(Note).where(Note.account_id == account_id)
-    if before_id is not None:
-        query = query.where(Note.id < before_id)
-    return list(db.session.scalars(query.order_by(Note.id.desc()).limit(limit)))
+    return newest_on_account(Note, account_id, limit=limit, before_id=before_id)
 
 
 def get_note(firm_id: int, note_id: object) -> Note:
-    key = parse_id(note_id)
-    note = db.session.scalar(select(Note).where(Note.id == key, Note.firm_id == firm_id)) if key else None
-    if note is None:
-        raise NotFound("Note not found.")
-    return note
+    return firm_row(Note, firm_id, note_id, "Note")
 
 
 def update_note(note: Note, text: str) -> Note:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from portal_app.extensions import db
 from portal_app.models import ContactEmail, ContactSettings, Document, Message, Note, PortalUser, Thread, Todo
+from portal_app.services.lookup import newest_on_account
 from portal_app.services.todos import SIGNING_KINDS
 
 LATEST = 5
@@ -26,14 +27,7 @@ class Overview:
 
 
 def overview(account_id: int) -> Overview:
-    documents = list(
-        db.session.scalars(
-            select(Document)
-            .where(Document.account_id == account_id)
-            .order_by(Document.created_at.desc(), Document.id.desc())
-            .limit(LATEST)
-        )
-    )
+    documents = newest_on_account(Document, account_id, limit=LATEST)
     communication = [
         (message, subject)
         for message, subject in db.session.execute(
@@ -71,12 +65,5 @@ def overview(account_id: int) -> Overview:
             .order_by(PortalUser.last_login_at.desc().nulls_last(), ContactEmail.address)
         ).all()
     ]
-    notes = list(
-        db.session.scalars(
-            select(Note)
-            .where(Note.account_id == account_id)
-            .order_by(Note.created_at.desc(), Note.id.desc())
-            .limit(LATEST)
-        )
-    )
+    notes = newest_on_account(Note, account_id, limit=LATEST)
     return Overview(documents, communication, approvals, signatures, login_activity, notes)

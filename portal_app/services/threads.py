@@ -12,8 +12,8 @@ from sqlalchemy import select
 from portal_app.extensions import db
 from portal_app.mail.outbox import outbox_row, queue_email, sender_domain
 from portal_app.models import Firm, Message, MessageAttachment, StaffUser, Thread, utcnow
-from portal_app.services.errors import Conflict, NotFound, ValidationFailed
-from portal_app.services.validation import parse_id
+from portal_app.services.errors import Conflict, ValidationFailed
+from portal_app.services.lookup import firm_row
 
 MAX_REPLY = 50_000
 
@@ -28,25 +28,11 @@ def list_threads(account_id: int, *, limit: int = 50, before_id: int | None = No
 
 
 def get_thread(firm_id: int, thread_id: object) -> Thread:
-    key = parse_id(thread_id)
-    thread = (
-        db.session.scalar(select(Thread).where(Thread.id == key, Thread.firm_id == firm_id)) if key else None
-    )
-    if thread is None:
-        raise NotFound("Thread not found.")
-    return thread
+    return firm_row(Thread, firm_id, thread_id, "Thread")
 
 
 def get_message(firm_id: int, message_id: object) -> Message:
-    key = parse_id(message_id)
-    message = (
-        db.session.scalar(select(Message).where(Message.id == key, Message.firm_id == firm_id))
-        if key
-        else None
-    )
-    if message is None:
-        raise NotFound("Message not found.")
-    return message
+    return firm_row(Message, firm_id, message_id, "Message")
 
 
 def messages_of(thread: Thread) -> tuple[list[Message], dict[int, list[MessageAttachment]]]:

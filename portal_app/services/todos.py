@@ -26,7 +26,7 @@ from portal_app.models import (
 )
 from portal_app.services import notifications
 from portal_app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from portal_app.services.validation import parse_id
+from portal_app.services.lookup import firm_row
 
 # Kinds a client signs (``invoices_payments`` only when the to-do says so), and approves.
 SIGNING_KINDS = ("documents_signature", "proposals")
@@ -103,11 +103,7 @@ def create_todo(
 
 
 def get_todo(firm_id: int, todo_id: object) -> Todo:
-    key = parse_id(todo_id)
-    todo = db.session.scalar(select(Todo).where(Todo.id == key, Todo.firm_id == firm_id)) if key else None
-    if todo is None:
-        raise NotFound("To-do not found.")
-    return todo
+    return firm_row(Todo, firm_id, todo_id, "To-do")
 
 
 def update_todo(todo: Todo, changes: dict[str, Any], *, staff: StaffUser | None = None) -> Todo:
