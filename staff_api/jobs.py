@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 
 from portal_app.models import InboxItem, Job
 from portal_app.services import bulk, csv_files, imports, inbox
-from portal_app.services.errors import DomainError, NotFound, ValidationFailed
+from portal_app.services.errors import NotFound, UnsupportedMediaType, ValidationFailed
 from portal_app.transaction import commit
 from staff_api.auth import current_staff
 from staff_api.job_schemas import (
@@ -103,11 +103,6 @@ class BulkContactSettings(MethodView):
 
 
 CSV_TYPES = ("text/csv", "application/csv", "text/plain", "application/vnd.ms-excel")
-
-
-class UnsupportedMediaType(DomainError):
-    status = 415
-    code = "unsupported_media_type"
 
 
 def _uploaded_file() -> tuple[bytes, str]:

@@ -17,7 +17,7 @@ from portal_app.extensions import db
 from portal_app.models import Document, Firm, InboundMessage, Message, MessageAttachment, Note, Thread
 from portal_app.services import accounts, documents, inbound, notes, overview, threads
 from portal_app.services.csv_files import FileTooLarge
-from portal_app.services.errors import DomainError, Forbidden, NotFound, ValidationFailed
+from portal_app.services.errors import Forbidden, NotFound, UnsupportedMediaType, ValidationFailed
 from portal_app.transaction import commit
 from staff_api.auth import Unauthorized, current_staff
 from staff_api.mail_schemas import (
@@ -39,11 +39,6 @@ from staff_api.schemas import ErrorSchema
 from staff_api.todos import todo_payload
 
 blp = Blueprint("mail", __name__, description="Communication › Email, documents, notes, the overview.")
-
-
-class UnsupportedMediaType(DomainError):
-    status = 415
-    code = "unsupported_media_type"
 
 
 def _page(rows: list[Any], limit: int, payload: Any) -> dict[str, Any]:

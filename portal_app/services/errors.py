@@ -35,3 +35,8 @@ class Conflict(DomainError):
 class ValidationFailed(DomainError):
     status = 422
     code = "validation_failed"
+
+
+class UnsupportedMediaType(DomainError):
+    status = 415
+    code = "unsupported_media_type"
