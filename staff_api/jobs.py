@@ -26,6 +26,7 @@ from staff_api.job_schemas import (
 )
 from staff_api.paging import before_id
 from staff_api.schemas import ErrorSchema
+from staff_api.uploads import allow_body
 
 blp = Blueprint("jobs", __name__, description="Bulk updates, imports and the background jobs that run them.")
 inbox_blp = Blueprint("inbox", __name__, description="Inbox+: job reports and notices for staff.")
@@ -107,10 +108,8 @@ CSV_TYPES = ("text/csv", "application/csv", "text/plain", "application/vnd.ms-ex
 
 def _uploaded_file() -> tuple[bytes, str]:
     """The file from a multipart form (field `file`) or a text/csv body, size-checked first."""
-    limit = csv_files.MAX_BYTES + 1024 * 1024  # the file plus the multipart envelope
-    if request.content_length is not None and request.content_length > limit:
-        raise csv_files.FileTooLarge("The file is over 50 MB; split it into smaller files.")
-    request.max_content_length = limit
+    # the file plus the multipart envelope
+    allow_body(csv_files.MAX_BYTES + 1024 * 1024, "The file is over 50 MB; split it into smaller files.")
     if request.mimetype == "multipart/form-data":
         upload = request.files.get("file")
         if upload is None:

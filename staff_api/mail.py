@@ -37,6 +37,7 @@ from staff_api.mail_schemas import (
 from staff_api.paging import before_id
 from staff_api.schemas import ErrorSchema
 from staff_api.todos import todo_payload
+from staff_api.uploads import allow_body
 
 blp = Blueprint("mail", __name__, description="Communication › Email, documents, notes, the overview.")
 
@@ -163,10 +164,7 @@ class InboundEmail(MethodView):
         firm = inbound.firm_for_secret(secret.strip()) if scheme.lower() == "bearer" else None
         if firm is None:
             raise Unauthorized("The inbound secret is missing or wrong.", code="invalid_inbound_secret")
-        limit = inbound.MAX_RAW_BYTES
-        if request.content_length is not None and request.content_length > limit:
-            raise FileTooLarge("The message is over 60 MB.")
-        request.max_content_length = limit
+        allow_body(inbound.MAX_RAW_BYTES, "The message is over 60 MB.")
         if request.mimetype not in RAW_TYPES:
             raise UnsupportedMediaType("Send the raw message with Content-Type: message/rfc822.")
         result = inbound.ingest(firm.id, request.get_data(cache=False), via="http")
@@ -321,10 +319,7 @@ class AccountDocuments(MethodView):
         size is saved as "name (2).ext"."""
         staff = current_staff()
         account = accounts.get_account(staff.firm_id, account_id)
-        limit = documents.MAX_BYTES + 1024 * 1024
-        if request.content_length is not None and request.content_length > limit:
-            raise FileTooLarge("The file is over 25 MB.")
-        request.max_content_length = limit
+        allow_body(documents.MAX_BYTES + 1024 * 1024, "The file is over 25 MB.")
         if request.mimetype != "multipart/form-data":
             raise UnsupportedMediaType("Send the file as multipart/form-data in the field `file`.")
         upload = request.files.get("file")
