@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FLASK := PORTICO_ENV=development $(BIN)/flask --app wsgi
 
-.PHONY: run test lint install clean translations messages bench
+.PHONY: run reset-demo test lint install clean translations messages bench
 
 # German (and any later) catalogues: .po files are the source, .mo files are built.
 PO_FILES := $(wildcard portal_app/translations/*/LC_MESSAGES/messages.po)
@@ -36,6 +36,11 @@ run: $(STAMP) translations
 	$(FLASK) db upgrade
 	BASE_URL=$${BASE_URL:-http://$(HOST):$(PORT)} $(FLASK) demo load
 	BASE_URL=$${BASE_URL:-http://$(HOST):$(PORT)} $(FLASK) run --host $(HOST) --port $(PORT)
+
+# Start the demo over: the embedded database, its mail and its files go; .venv stays.
+reset-demo:
+	rm -rf instance/portico.db instance/mail instance/documents
+	@echo "Demo data removed; 'make run' loads the demo firm afresh."
 
 test: $(STAMP) translations
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -139,7 +139,7 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_SWALLOW_ERRORS": False,
-        "LIMIT_PER_IP": env.get("LIMIT_PER_IP", "") or "30 per 10 minutes",
+        "LIMIT_PER_IP": env.get("LIMIT_PER_IP", "") or "100 per 10 minutes",
         "LIMIT_PER_EMAIL": env.get("LIMIT_PER_EMAIL", "") or "6 per 10 minutes",
         "LIMIT_NEW_INVITATION": env.get("LIMIT_NEW_INVITATION", "") or "3 per day",
         # Behind a TLS-terminating proxy: how many proxies in front of us set X-Forwarded-*

@@ -191,34 +191,45 @@ def load_demo() -> dict[str, Any]:
     admin = db.session.scalar(select(StaffUser).where(StaffUser.email == DEMO_ADMIN_EMAIL))
     assert admin is not None
     _, raw_token = issue_api_token(admin, name="demo")
-    outbox_id = _invite_demo_client(firm, admin)
+    invitee_state, outbox_id = _invite_demo_client(firm, admin)
     commit()
     return {
         "firm_name": firm.name,
         "created": created,
         "api_token": raw_token,
         "base_url": current_app.config["BASE_URL"],
-        "invitation_link": _delivered_link(outbox_id),
+        "invitee": DEMO_INVITEE,
+        "invitee_state": invitee_state,
+        "invitation_link": _delivered_link(outbox_id) if outbox_id is not None else None,
     }
 
 
-def _invite_demo_client(firm: Firm, admin: StaffUser) -> int:
-    """A fresh invitation for the demo's not-yet-activated client; an older one is replaced."""
+def _invite_demo_client(firm: Firm, admin: StaffUser) -> tuple[str, int | None]:
+    """A fresh invitation for the demo client while she has not activated (an older one is
+    replaced); once she has, or when staff changed her email or turned her login off, nothing is
+    sent and the state says why, so `make run` is safe to repeat in every state."""
     email = db.session.scalar(
         select(ContactEmail).where(ContactEmail.firm_id == firm.id, ContactEmail.address == DEMO_INVITEE)
     )
-    assert email is not None
+    if email is None:
+        return "missing", None
+    user = db.session.scalar(select(PortalUser).where(PortalUser.email_id == email.id))
+    if user is not None and user.is_active:
+        return "activated", None
     row = db.session.scalar(
         select(ContactSettings)
         .where(ContactSettings.email_id == email.id, ContactSettings.login.is_(True))
         .order_by(ContactSettings.id)  # her own account first
         .limit(1)
     )
-    assert row is not None
+    if row is None:
+        return "login_off", None
     invitation = invitations.send_invitation(
         row, sent_by=admin, message="Welcome! Your documents for this year are waiting for you."
     )
-    return db.session.scalar(select(OutboxEmail.id).where(OutboxEmail.invitation_id == invitation.id))
+    return "invited", db.session.scalar(
+        select(OutboxEmail.id).where(OutboxEmail.invitation_id == invitation.id)
+    )
 
 
 def _delivered_link(outbox_id: int) -> str | None:

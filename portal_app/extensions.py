@@ -16,5 +16,6 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address, strategy="moving-window", key_prefix="portico-limits")
+LIMIT_KEY_PREFIX = "portico-limits"
+limiter = Limiter(key_func=get_remote_address, strategy="moving-window", key_prefix=LIMIT_KEY_PREFIX)
 babel = Babel()

@@ -14,6 +14,7 @@ from flask_wtf.csrf import generate_csrf
 from portal_app.auth import start_session
 from portal_app.extensions import csrf, db, limiter
 from portal_app.models import StaffUser, new_session_token
+from portal_app.rate_limits import failed_attempts
 from portal_app.services import mfa
 from portal_app.services.errors import DomainError
 from portal_app.services.staff import authenticate_staff, staff_for_api_token
@@ -119,16 +120,13 @@ def staff_payload(user: StaffUser) -> dict:
 
 
 def sign_in_limits(scope: str, per_user: Any) -> list[Any]:
-    """Per IP and per user (``per_user`` names the user from the request), like the portal's
-    login (R-SEC-3); the two sign-in steps count apart."""
+    """Per IP every attempt, per user (``per_user`` names the user from the request) failed
+    attempts only, like the portal's login (R-SEC-3); the two sign-in steps count apart."""
     per_email = "staff-email" if scope == "staff" else f"{scope}-user"
     return [
         limiter.limit(lambda: current_app.config["LIMIT_PER_IP"], methods=["POST"], scope=f"{scope}-ip"),
-        limiter.limit(
-            lambda: current_app.config["LIMIT_PER_EMAIL"],
-            key_func=per_user,
-            methods=["POST"],
-            scope=per_email,
+        failed_attempts(
+            lambda: current_app.config["LIMIT_PER_EMAIL"], per_user, scope=per_email, methods=["POST"]
         ),
     ]
 

@@ -159,3 +159,19 @@ def test_demo_load_prints_a_working_invitation_link_and_a_rerun_replaces_it(app)
     # the demo client has three accounts with to-dos: the picker and the other accounts show
     assert '<h1 id="account-name">Mia Chen</h1>' in body and "Sign your 2025 tax return" in body
     assert body.count("<option") == 3 and "Chen Studio LLC" in body and "3 to-dos" in body
+
+
+def test_demo_load_is_safe_to_repeat_after_the_demo_client_activated(app):
+    """A second `make run` once the demo client activated used to crash with "already activated"."""
+    from tests.portal_helpers import activate
+
+    runner = app.test_cli_runner()
+    link = runner.invoke(args=["demo", "load"]).output.split("Invitation:")[1].split()[0]
+    assert activate(app.test_client(), link.split("5000", 1)[1]).status_code == 302
+    again = runner.invoke(args=["demo", "load"])
+    assert again.exit_code == 0, again.output
+    assert "Invitation:" not in again.output and "API token:" in again.output
+    assert "mia.chen@example.com with the password you chose" in again.output
+    assert "make reset-demo" in again.output
+    third = runner.invoke(args=["demo", "load"])
+    assert third.exit_code == 0, third.output

@@ -93,3 +93,42 @@ def test_r_sec_11_rate_limited_forms_fail_closed_when_redis_is_down(app):
     assert response.status_code == 503 and b"Temporarily unavailable" in response.data
     api = client.post("/api/v1/auth/login", json={"email": "a@example.com", "password": "x"})
     assert api.status_code == 503 and api.get_json()["error"]["code"] == "unavailable"
+
+
+@pytest.mark.settings(**LOW)
+def test_r_sec_3_successful_portal_logins_are_never_refused_and_clear_failures(app, make, smtp):
+    """Seven good logins from a desktop, a phone and German used to give 429 for minutes."""
+    from tests.portal_helpers import GOOD_PASSWORD, activate, login
+
+    app.config["LIMIT_PER_IP"] = "100 per minute"
+    world = setup_invite(make, smtp, app)
+    assert activate(app.test_client(), world.link).status_code == 302
+    address = world.email.address
+    assert [login(app.test_client(), address).status_code for _ in range(20)] == [302] * 20
+    # a typo, then a success clears it: two more typos are allowed (the limit is 2 per minute)
+    assert _post_login(app.test_client(), address).status_code == 401
+    assert login(app.test_client(), address, GOOD_PASSWORD).status_code == 302
+    assert [_post_login(app.test_client(), address).status_code for _ in range(3)] == [401, 401, 429]
+    # guessing is still stopped, and once stopped even the right password waits
+    assert login(app.test_client(), address, GOOD_PASSWORD).status_code == 429
+
+
+@pytest.mark.settings(**LOW)
+def test_r_sec_3_successful_staff_api_logins_are_never_refused(app, make, redis_url):
+    app.config["LIMIT_PER_IP"] = "100 per minute"
+    firm = make.firm()
+    good = {"email": firm.staff_email, "password": STAFF_PASSWORD}
+    statuses = [app.test_client().post("/api/v1/auth/login", json=good).status_code for _ in range(20)]
+    assert statuses == [200] * 20
+    client = app.test_client()
+    bad = {"email": firm.staff_email, "password": "not it"}
+    assert [client.post("/api/v1/auth/login", json=bad).status_code for _ in range(3)] == [401, 401, 429]
+
+
+@pytest.mark.settings(LIMIT_PER_EMAIL="100 per minute", LIMIT_PER_IP="5 per minute")
+def test_r_sec_3_every_attempt_counts_per_ip(client, redis_url):
+    statuses = [
+        client.post("/api/v1/auth/login", json={"email": f"p{n}@x.example", "password": "x"}).status_code
+        for n in range(6)
+    ]
+    assert statuses == [401] * 5 + [429]

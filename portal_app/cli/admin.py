@@ -71,6 +71,19 @@ def demo_load() -> None:
         f"  Try:          curl -H 'Authorization: Bearer {summary['api_token']}' {base}/api/v1/auth/me"
     )
     click.echo(f"  Dev mail:     {base}/dev/mail")
+    click.echo(f"  API docs:     {base}/api/v1/docs  (sign in as staff, or paste the API token)")
+    state = summary["invitee_state"]
     if summary.get("invitation_link"):
         click.echo(f"  Invitation:   {summary['invitation_link']}")
+        click.echo(f"                (for the demo client {summary['invitee']}; choose a password there)")
+    elif state == "activated":
+        click.echo(
+            f"  Client login: {base}/portal/login as {summary['invitee']} with the password you chose"
+            " (she has activated; `make reset-demo` starts the demo over)"
+        )
+    elif state in ("login_off", "missing"):
+        click.echo(
+            f"  Invitation:   none sent: {summary['invitee']} has no portal login on any account now"
+            " (`make reset-demo` starts the demo over)"
+        )
     click.echo("")

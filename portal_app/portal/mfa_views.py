@@ -30,6 +30,7 @@ from portal_app.extensions import db, limiter
 from portal_app.models import PortalUser
 from portal_app.portal import bp
 from portal_app.portal.forms import CodeForm, ConfirmForm, DisableMfaForm
+from portal_app.rate_limits import failed_attempts
 from portal_app.services import mfa
 from portal_app.services.errors import Conflict, ValidationFailed
 from portal_app.transaction import commit
@@ -105,7 +106,7 @@ def finish_sign_in(user: PortalUser, *, next_path: str | None, record: Any) -> R
 
 @bp.route("/portal/login/code", methods=["GET", "POST"])
 @limiter.limit(_per_ip, methods=["POST"], scope="portal-ip")
-@limiter.limit(_per_user, key_func=_pending_key, methods=["POST"], scope="portal-mfa-user")
+@failed_attempts(_per_user, _pending_key, scope="portal-mfa-user", methods=["POST"])
 def login_code() -> Any:
     from portal_app.portal.views import _record_login, safe_next
 

@@ -49,6 +49,7 @@ from portal_app.portal.forms import (
     NewPasswordForm,
     ProfileForm,
 )
+from portal_app.rate_limits import failed_attempts
 from portal_app.services import client_passwords, invitations, mfa, notifications, todos
 from portal_app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from portal_app.services.validation import normalise_email, parse_id
@@ -81,6 +82,8 @@ def _new_invitation_limit() -> str:
 
 limit_ip = limiter.limit(_per_ip, methods=["POST"], scope="portal-ip")
 limit_email = limiter.limit(_per_email, key_func=_posted_email, methods=["POST"], scope="portal-email")
+# the sign-in itself counts failed passwords only; a success clears the email's count
+limit_failed_logins = failed_attempts(_per_email, _posted_email, scope="portal-login", methods=["POST"])
 limit_link = limiter.limit(_per_email, key_func=_link_key, methods=["POST"], scope="portal-link")
 
 
@@ -572,7 +575,7 @@ def profile() -> Any:
 
 @bp.route("/portal/login", methods=["GET", "POST"])
 @limit_ip
-@limit_email
+@limit_failed_logins
 def login() -> Any:
     form = LoginForm()
     if request.method == "GET":
