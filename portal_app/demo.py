@@ -294,6 +294,7 @@ def _create_demo_firm() -> Firm:
                 email_id=email.id,
                 password_hash=hash_password(DEMO_CLIENT_PASSWORD),
                 activated_at=utcnow(),
+                timezone=firm.timezone,  # as activation leaves it
             )
         )
     by_name = {a.name: a for a in db.session.scalars(select(Account).where(Account.firm_id == firm.id))}

@@ -23,7 +23,18 @@ def _use_error_schema() -> None:
 
 
 def init_app(app: Flask) -> StaffApi:
-    from staff_api import account_contacts, accounts, audit, auth, contacts, jobs, mail, todos, tokens
+    from staff_api import (
+        account_contacts,
+        accounts,
+        audit,
+        auth,
+        contacts,
+        jobs,
+        mail,
+        reference,
+        todos,
+        tokens,
+    )
 
     _use_error_schema()
     app.config.setdefault("API_TITLE", "Portico staff API")
@@ -72,6 +83,7 @@ def init_app(app: Flask) -> StaffApi:
     api.register_blueprint(mail.blp, url_prefix=API_PREFIX)
     api.register_blueprint(jobs.blp, url_prefix=API_PREFIX)
     api.register_blueprint(jobs.inbox_blp, url_prefix=f"{API_PREFIX}/inbox")
+    app.register_blueprint(reference.bp)
     auth.init_app(app)
     app.extensions["staff_api"] = api
     return api

@@ -35,7 +35,9 @@ blp = Blueprint("auth", __name__, description="Staff sessions for the single-pag
 
 # Endpoints that authenticate themselves: the two sign-in steps, and inbound mail with the
 # firm's inbound secret as its bearer token.
-PUBLIC_ENDPOINTS = frozenset({"auth.Login", "auth.LoginMfa", "mail.InboundEmail", "api-docs.openapi_json"})
+PUBLIC_ENDPOINTS = frozenset(
+    {"auth.Login", "auth.LoginMfa", "mail.InboundEmail", "api-docs.openapi_json", "api-reference.page"}
+)
 # What a staff user whose firm requires two factors, and who has none, may still call.
 ENROLMENT_ENDPOINTS = frozenset({"auth.Me", "auth.Logout", "auth.MfaSetup", "auth.MfaConfirm"})
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
+from portal_app.downloads import file_download
 from portal_app.extensions import db
 from portal_app.models import Document, Firm, InboundMessage, Message, MessageAttachment, Note, Thread
-from portal_app.services import accounts, documents, inbound, notes, overview, threads
+from portal_app.services import accounts, documents, inbound, notes, overview, threads, todos
 from portal_app.services.csv_files import FileTooLarge
 from portal_app.services.errors import Forbidden, NotFound, UnsupportedMediaType, ValidationFailed
 from portal_app.transaction import commit
@@ -51,27 +48,6 @@ def _page(rows: list[Any], limit: int, payload: Any) -> dict[str, Any]:
     }
 
 
-def file_download(path: Path, *, mimetype: str, name: str) -> Response:
-    """Stream a stored file as a download: always an attachment (never rendered in the app's
-    origin), its name in both Content-Disposition forms (RFC 6266), the file open only while it
-    is read."""
-
-    def chunks() -> Iterator[bytes]:
-        with path.open("rb") as handle:
-            while block := handle.read(CHUNK):
-                yield block
-
-    fallback = re.sub(r"[^A-Za-z0-9 ._()-]", "_", name) or "download"
-    response = Response(chunks(), mimetype=mimetype, direct_passthrough=True)
-    response.headers["Content-Length"] = str(path.stat().st_size)
-    response.headers["Content-Disposition"] = (
-        f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name)}"
-    )
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
-
-
-CHUNK = 256 * 1024
 
 
 # --- payloads ------------------------------------------------------------------------------------
@@ -418,6 +394,7 @@ class AccountOverview(MethodView):
         out, open approvals and signatures, each portal user's last login, the last 5 notes."""
         account = accounts.get_account(current_staff().firm_id, account_id)
         view = overview.overview(account.id)
+        attached = todos.documents_of([t.id for t in [*view.approvals, *view.signatures]])
         return {
             "documents": [document_payload(d) for d in view.documents],
             "communication": [
@@ -430,8 +407,8 @@ class AccountOverview(MethodView):
                 }
                 for m, subject in view.communication
             ],
-            "approvals": [todo_payload(t) for t in view.approvals],
-            "signatures": [todo_payload(t) for t in view.signatures],
+            "approvals": [todo_payload(t, attached.get(t.id, [])) for t in view.approvals],
+            "signatures": [todo_payload(t, attached.get(t.id, [])) for t in view.signatures],
             "login_activity": [{"email": e, "last_login_at": at} for e, at in view.login_activity],
             "notes": [note_payload(n) for n in view.notes],
         }

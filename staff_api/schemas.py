@@ -478,10 +478,26 @@ class TodoSchema(Schema):
     state = fields.String(required=True, validate=validate.OneOf(["open", "done"]))
     done_at = fields.DateTime(required=True, allow_none=True, format="iso")
     done_by = fields.Nested(TodoDoneBySchema, required=True, allow_none=True)
+    document_ids = fields.List(
+        fields.String(),
+        required=True,
+        metadata={"description": "Documents the client opens before signing or approving, in order."},
+    )
     created_at = fields.DateTime(required=True, format="iso")
 
 
 REMINDER_EVERY = validate.Range(min=0, max=365)
+
+
+def _todo_documents() -> fields.List:
+    return fields.List(
+        fields.String(validate=validate.Length(max=20)),
+        validate=validate.Length(max=20),
+        metadata={
+            "description": "Documents of the account the client reads before signing or approving "
+            "(they open them from the to-do); a PATCH replaces the list."
+        },
+    )
 REMINDER_MAX = validate.Range(min=0, max=52)
 
 
@@ -502,6 +518,7 @@ class TodoCreateSchema(StrictSchema):
         validate=REMINDER_MAX,
         metadata={"description": "How many reminders at most (default 3)."},
     )
+    document_ids = _todo_documents()
 
 
 class TodoPatchSchema(StrictSchema):
@@ -512,6 +529,7 @@ class TodoPatchSchema(StrictSchema):
     reminder_every_days = fields.Integer(strict=True, validate=REMINDER_EVERY)
     reminder_max = fields.Integer(strict=True, validate=REMINDER_MAX)
     state = fields.String(validate=validate.OneOf(["open", "done"]))
+    document_ids = _todo_documents()
 
 
 class TodoListArgsSchema(StrictSchema):
@@ -531,10 +549,20 @@ class FirmSchema(Schema):
     timezone = fields.String(required=True, metadata={"description": "IANA time zone, e.g. Europe/Berlin."})
     require_mfa_staff = StrictBoolean(required=True)
     require_mfa_clients = StrictBoolean(required=True)
+    reply_to = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Reply-To of the firm's emails (From: MAIL_FROM under the firm's name)."},
+    )
 
 
 class FirmPatchSchema(StrictSchema):
     name = fields.String(validate=validate.Length(min=1, max=200))
     timezone = fields.String(validate=validate.Length(min=1, max=64))
+    reply_to = fields.String(
+        allow_none=True,
+        validate=validate.Length(max=254),
+        metadata={"description": "The firm's contact address for answers; null or empty: none."},
+    )
     require_mfa_staff = StrictBoolean(metadata={"description": "Every staff user signs in with two factors."})
     require_mfa_clients = StrictBoolean(metadata={"description": "Every client signs in with two factors."})

@@ -29,19 +29,23 @@ blp = Blueprint("todos", __name__, description="What a client has to do; shown o
 firm_blp = Blueprint("firm", __name__, description="The firm's own settings.")
 
 
-def todo_payload(todo: Todo) -> dict[str, Any]:
+def todo_payload(todo: Todo, documents: list[Any] | None = None) -> dict[str, Any]:
+    """The API's to-do; ``documents`` from ``todos.documents_of`` when a page loaded them at once."""
+    if documents is None:
+        documents = todos.documents_of([todo.id]).get(todo.id, [])
     return {
         "id": str(todo.id),
         "account_id": str(todo.account_id),
         "kind": todo.kind,
         "title": todo.title,
         "due_date": todo.due_date,
-        "requires_signature": todo.requires_signature,
+        "requires_signature": todos.action_for(todo) == "sign",  # what the client does, by kind or flag
         "reminder_every_days": todo.reminder_every_days,
         "reminder_max": todo.reminder_max,
         "state": todo.state,
         "done_at": todo.done_at,
         "done_by": {"email": todo.done_by_address, "action": todo.done_action} if todo.done_action else None,
+        "document_ids": [str(d.id) for d in documents],
         "created_at": todo.created_at,
     }
 
@@ -72,8 +76,9 @@ class AccountTodos(MethodView):
         page = rows[:limit]
         last = page[-1] if page else None
         more = len(rows) > limit and last is not None
+        attached = todos.documents_of([t.id for t in page])
         return {
-            "items": [todo_payload(t) for t in page],
+            "items": [todo_payload(t, attached.get(t.id, [])) for t in page],
             "next_cursor": f"{0 if last.state == 'open' else 1}.{last.id}" if more and last else None,
         }
 
@@ -109,6 +114,7 @@ def firm_payload(firm: Firm) -> dict[str, Any]:
         "timezone": firm.timezone,
         "require_mfa_staff": firm.require_mfa_staff,
         "require_mfa_clients": firm.require_mfa_clients,
+        "reply_to": firm.reply_to,
     }
 
 

@@ -18,12 +18,13 @@ def test_todos_are_created_edited_and_completed(make):
         "kind": "documents_signature",
         "title": "Sign the 2025 return",
         "due_date": "2026-12-15",
-        "requires_signature": False,
+        "requires_signature": True,  # a signature to-do is signed, whatever the flag says
         "reminder_every_days": 3,
         "reminder_max": 3,
         "state": "open",
         "done_at": None,
         "done_by": None,
+        "document_ids": [],
         "created_at": todo["created_at"],
     }
     done = firm.api.patch(f"/todos/{todo['id']}", json={"state": "done"}).get_json()

@@ -210,6 +210,7 @@ def test_r_sec_13_required_firm_gates_every_api_route_until_enrolment(app, make)
         "auth.Login",
         "auth.LoginMfa",
         "mail.InboundEmail",
+        "api-reference.page",  # the reference page holds no data; its calls pass this gate
     }
     checked = 0
     for rule in app.url_map.iter_rules():

@@ -195,6 +195,42 @@ def test_r_not_2_banner_with_a_fresh_invitation_link_until_activation_and_none_w
     assert "not activated yet" not in text_of(after[world.email.address])
 
 
+def test_r_not_2_a_to_do_raised_with_the_invitation_carries_its_link_not_ask_for_a_new_one(app, make, smtp):
+    """The demo's case: to-dos and the invitation in one transaction, the to-do emails rendered
+    first. With an invitation outstanding the banner links to it; "ask for a new invitation"
+    only when none is live."""
+    from portal_app.extensions import db
+    from portal_app.models import Account
+    from portal_app.services import invitations, settings, todos
+    from portal_app.services.audit import Actor
+    from portal_app.transaction import commit
+
+    app.config["MAIL_URL"] = smtp.url
+    firm = make.firm("Harbor & Finch CPA")
+    account = make.account(firm.id, "Chen Household")
+    lone = make.account(firm.id, "Lone Household")
+    email, lone_email = account.contacts[0].emails[0], lone.contacts[0].emails[0]
+    with app.app_context():
+        for account_id, email_id in ((account.id, email.id), (lone.id, lone_email.id)):
+            row = settings.get_settings(db.session.get(Account, account_id), email_id)
+            settings.update_settings(row, {"login": True, "notify": True}, actor=Actor.system("test"))
+        signing = db.session.get(Account, account.id)
+        todos.create_todo(signing, kind="documents_signature", title="Sign the 8879")
+        todos.create_todo(db.session.get(Account, lone.id), kind="documents_upload", title="Upload the W-2")
+        row = settings.get_settings(db.session.get(Account, account.id), email.id)
+        invitations.send_invitation(row, sent_by=None)
+        commit()
+        db.session.remove()
+    messages = smtp.wait_for(3)
+    todo_mail = next(m for m in messages if "Sign the 8879" in text_of(m))
+    assert "Activate it to see and complete your to-dos online" in text_of(todo_mail)
+    assert "new invitation" not in text_of(todo_mail) and "Activate my login" in html_of(todo_mail)
+    assert b"Activate my login" in app.test_client().get(link_in(todo_mail)).data
+    lone_mail = next(m for m in messages if "Upload the W-2" in text_of(m))  # login on, never invited
+    assert "Ask Harbor &amp; Finch CPA for a new invitation" in html_of(lone_mail)
+    assert "Activate my login" not in html_of(lone_mail)
+
+
 def test_r_not_2_the_banner_link_cannot_be_forged_for_another_invitation(app, make, smtp):
     world = setup_invite(make, smtp, app)
     set_settings(world.firm, world.account.id, world.email.id, notify=True)

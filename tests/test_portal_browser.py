@@ -380,7 +380,7 @@ ACT = {
     "en": SimpleNamespace(
         sign="Sign: Sign the 2025 return",
         sign_now="Sign now",
-        statement="I, Anna Berger, sign “Sign the 2025 return” for Berger Family.",
+        statement="I, Anna Berger, sign this for Berger Family.",
         signed="Thank you. You signed “Sign the 2025 return”.",
         mark_done="Mark as done: Upload your W-2",
         done="Thank you. “Upload your W-2” is done.",
@@ -392,7 +392,7 @@ ACT = {
     "de": SimpleNamespace(
         sign="Unterschreiben: Sign the 2025 return",
         sign_now="Jetzt unterschreiben",
-        statement="Ich, Anna Berger, unterschreibe „Sign the 2025 return“ für Berger Family.",
+        statement="Ich, Anna Berger, unterschreibe dies für Berger Family.",
         signed="Vielen Dank. Sie haben „Sign the 2025 return“ unterschrieben.",
         mark_done="Als erledigt markieren: Upload your W-2",
         done="Vielen Dank. „Upload your W-2“ ist erledigt.",

@@ -46,7 +46,9 @@ def test_r_por_home_shows_open_todos_by_kind_and_other_accounts_with_counts(app,
     assert "Overdue since Jan 31, 2020" in body  # said in words, not only in red
     assert page.status_code == 200 and "Berger Family" in body
     assert "Documents to sign" in body and "Sign the 2025 return" in body and "Upload your W-2" in body
-    assert "Old" not in body.split("To-dos in your other accounts")[0]  # done to-dos are gone
+    open_part, done_part = body.split('id="done-heading"')
+    assert "Old" not in open_part  # done to-dos leave the open list for the "Done" list
+    assert "Old" in done_part.split("To-dos in your other accounts")[0]
     assert "Dec 15, 2026" in body
     others = body.split("To-dos in your other accounts")[1]
     assert (

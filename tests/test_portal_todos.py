@@ -50,7 +50,7 @@ def test_r_por_6_clients_sign_approve_and_mark_done_and_staff_see_who_and_when(a
     # signing: a confirmation step naming the signer, then the signature
     confirm = client.get(f"{base}/{sign['id']}/sign")
     assert confirm.status_code == 200
-    assert "I, Anna Berger, sign “Form 8879” for Berger Family." in confirm.data.decode()
+    assert "I, Anna Berger, sign this for Berger Family." in confirm.data.decode()
     token = csrf_from(confirm.data)
     skipped = client.post(f"{base}/{sign['id']}/sign", data={"csrf_token": token})
     assert skipped.status_code == 303 and skipped.headers["Location"].endswith(f"{base}/{sign['id']}/sign")
@@ -148,3 +148,74 @@ def test_r_por_3_todo_actions_answer_404_for_accounts_and_todos_that_are_not_the
         assert world.client.get(f"{path}/sign").status_code == 404
     assert todo_state(stranger_firm, their_todo["id"])["state"] == "open"
     assert todo_state(world.firm, unlinked_todo["id"])["state"] == "open"
+
+
+def _upload(firm: Any, account_id: int, name: str, data: bytes, content_type: str) -> str:
+    import io
+
+    response = firm.api.post(
+        f"/accounts/{account_id}/documents",
+        data={"file": (io.BytesIO(data), name, content_type)},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["id"]
+
+
+def test_r_por_6_a_signature_to_do_shows_its_documents_before_the_sign_button(app, make, smtp):
+    """Signing blind: the client reads what they sign, from the to-do, before signing."""
+    world = signed_in(app, make, smtp)
+    firm, account, client = world.firm, world.account, world.client
+    return_pdf = _upload(firm, account.id, "2025 Form 8879.pdf", b"%PDF-1.7 the return", "application/pdf")
+    letter = _upload(firm, account.id, "letter.txt", b"<script>alert(1)</script>", "text/html")
+    other = make.account(firm.id, "Someone Else")
+    foreign = _upload(firm, other.id, "other.pdf", b"%PDF-1.7 not yours", "application/pdf")
+    refused = firm.api.post(
+        f"/accounts/{account.id}/todos",
+        json={"kind": "documents_signature", "title": "Sign", "document_ids": [foreign]},
+    )
+    assert refused.status_code == 422 and "document_ids" in refused.get_json()["error"]["fields"]
+    sign = new_todo(
+        firm, account.id, kind="documents_signature", title="Form 8879", document_ids=[return_pdf, letter]
+    )
+    assert sign["document_ids"] == [return_pdf, letter] and sign["requires_signature"] is True
+    approve = new_todo(firm, account.id, kind="documents_approval", title="Draft", document_ids=[letter])
+    base = f"/portal/a/{account.id}/todos"
+    page = home(client).data.decode()
+    assert "Read the documents before you sign:" in page and "Read the document before you approve:" in page
+    assert page.index("2025 Form 8879.pdf") < page.index(f'href="{base}/{sign["id"]}/sign"')
+    confirm = client.get(f"{base}/{sign['id']}/sign").data.decode()
+    assert confirm.index(f'{base}/{sign["id"]}/documents/{return_pdf}') < confirm.index("Sign now")
+    assert "I have read the documents above. I, Anna Berger, sign them for Berger Family." in confirm
+    assert '<h1 id="sign-heading">Form 8879</h1>' in confirm  # not "Sign “Sign …”"
+    pdf = client.get(f"{base}/{sign['id']}/documents/{return_pdf}")
+    assert pdf.status_code == 200 and pdf.data == b"%PDF-1.7 the return"
+    assert pdf.headers["Content-Type"] == "application/pdf"
+    assert pdf.headers["Content-Disposition"].startswith("inline;")
+    assert "sandbox" in pdf.headers["Content-Security-Policy"]
+    # claimed text/html, but it is not a PDF or an image by its bytes: a download, never a page
+    html = client.get(f"{base}/{sign['id']}/documents/{letter}")
+    assert html.status_code == 200 and html.headers["Content-Disposition"].startswith("attachment;")
+    assert html.headers["X-Content-Type-Options"] == "nosniff"
+    # only the to-do's own documents, only on the client's own accounts
+    assert client.get(f"{base}/{approve['id']}/documents/{return_pdf}").status_code == 404
+    assert client.get(f"{base}/{sign['id']}/documents/{foreign}").status_code == 404
+    assert client.get(f"/portal/a/{other.id}/todos/{sign['id']}/documents/{return_pdf}").status_code == 404
+    assert app.test_client().get(f"{base}/{sign['id']}/documents/{return_pdf}").status_code == 302  # login
+
+
+def test_r_por_6_done_to_dos_stay_visible_with_what_when_and_who(app, make, smtp):
+    world = signed_in(app, make, smtp)
+    firm, account, client = world.firm, world.account, world.client
+    sign = new_todo(firm, account.id, kind="documents_signature", title="Form 8879")
+    staff_done = new_todo(firm, account.id, kind="documents_upload", title="Upload the W-2")
+    token = csrf_from(client.get(f"/portal/a/{account.id}/todos/{sign['id']}/sign").data)
+    base = f"/portal/a/{account.id}/todos"
+    signed = client.post(f"{base}/{sign['id']}/sign", data={"csrf_token": token, "confirm": "yes"})
+    assert signed.status_code == 303
+    assert firm.api.patch(f"/todos/{staff_done['id']}", json={"state": "done"}).status_code == 200
+    page = home(client).data.decode()
+    done = page[page.index('id="done-heading"') :]
+    assert "Form 8879" in done and f"Signed by {world.email.address} on" in done
+    assert "Upload the W-2" in done and "Marked done by Harbor &amp; Finch CPA on" in done
+    assert f'{base}/{sign["id"]}/sign' not in page

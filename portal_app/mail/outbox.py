@@ -127,11 +127,10 @@ def render_message(row: OutboxEmail) -> RenderedEmail | None:
         text = render_template(f"emails/{row.template}.txt", **context)
         html = render_template(f"emails/{row.template}.html", **context)
     sender = current_app.config["MAIL_FROM"]
-    # a staff reply goes out from MAIL_FROM's address under the firm's name, with the Message-ID
-    # the thread already knows, so the client's answer threads back (R-SYN-1)
-    from_header = (
-        formataddr((context["from_name"], parseaddr(sender)[1])) if context.get("from_name") else sender
-    )
+    # Every email of a firm comes from the firm: MAIL_FROM's address under the firm's name (a
+    # staff reply also carries the Message-ID the thread knows, so the answer threads back, R-SYN-1)
+    display_name = context.get("from_name") or (firm.name if firm else "")
+    from_header = formataddr((display_name, parseaddr(sender)[1])) if display_name else sender
     headers = [
         ("Subject", header_value(row.subject)),
         ("From", address_value(from_header)),
@@ -141,6 +140,10 @@ def render_message(row: OutboxEmail) -> RenderedEmail | None:
         ("Content-Language", language),
         ("X-Portico-Outbox-Id", str(row.id)),
     ]
+    if firm is not None and firm.reply_to and row.kind != "reply":
+        # answers to system mail reach the firm's own mailbox; a thread reply's answer must come
+        # back to the synced address to thread (R-SYN-1)
+        headers.append(("Reply-To", address_value(firm.reply_to)))
     if context.get("in_reply_to"):
         headers.append(("In-Reply-To", context["in_reply_to"]))
     if context.get("references"):

@@ -20,6 +20,7 @@ from portal_app.models.activity import (
     Notification,
     OutboxEmail,
     Todo,
+    TodoDocument,
 )
 from portal_app.models.firm import STAFF_ROLES, ApiToken, Firm, StaffUser, new_session_token
 from portal_app.models.jobs import JOB_STATES, Job
@@ -63,6 +64,7 @@ __all__ = [
     "StaffUser",
     "Thread",
     "Todo",
+    "TodoDocument",
     "default_notification_preferences",
     "new_session_token",
     "utcnow",

@@ -66,6 +66,19 @@ class Todo(db.Model):
     done_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
 
 
+class TodoDocument(db.Model):
+    """A document a to-do asks the client to read: what they sign or approve (staff attach it
+    when they create the to-do; the service keeps it on the to-do's own account)."""
+
+    __tablename__ = "todo_documents"
+
+    todo_id: Mapped[int] = mapped_column(BigId, ForeignKey("todos.id", ondelete="CASCADE"), primary_key=True)
+    document_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    position: Mapped[int] = mapped_column(default=0)
+
+
 class Notification(db.Model):
     """One notification email decided for one recipient (R-NOT-5): the unique key on
     (event_key, email_id) is what makes it exactly once. Written in the same transaction as

@@ -34,6 +34,8 @@ class Firm(db.Model):
     inbound_secret: Mapped[str | None] = mapped_column(String(255))
     inbound_secret_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
     portal_settings: Mapped[dict] = mapped_column(db.JSON, default=dict)
+    # where clients' answers to Portico's emails go (the From address stays MAIL_FROM)
+    reply_to: Mapped[str | None] = mapped_column(String(254))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     staff: Mapped[list[StaffUser]] = relationship(back_populates="firm", lazy="raise_on_sql")

@@ -6,4 +6,4 @@ from flask import Blueprint
 
 bp = Blueprint("portal", __name__)
 
-from portal_app.portal import mfa_views, views  # noqa: E402,F401  (registers the routes)
+from portal_app.portal import mfa_views, todo_views, views  # noqa: E402,F401  (registers the routes)

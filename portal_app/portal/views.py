@@ -17,6 +17,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    send_from_directory,
     url_for,
 )
 from flask_babel import gettext as _
@@ -25,11 +26,11 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from portal_app import timezones
 from portal_app.auth import end_session, start_session
 from portal_app.extensions import csrf, db, limiter
 from portal_app.models import (
     Account,
-    Contact,
     ContactEmail,
     ContactSettings,
     Firm,
@@ -51,7 +52,7 @@ from portal_app.portal.forms import (
 )
 from portal_app.rate_limits import failed_attempts
 from portal_app.services import client_passwords, invitations, mfa, notifications, todos
-from portal_app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from portal_app.services.errors import Conflict, ValidationFailed
 from portal_app.services.validation import normalise_email, parse_id
 from portal_app.tokens import digest
 from portal_app.transaction import commit
@@ -265,6 +266,11 @@ def index() -> Any:
     return render_template("index.html")
 
 
+@bp.get("/favicon.ico")
+def favicon() -> Any:
+    return send_from_directory(current_app.static_folder or "static", "favicon.ico", max_age=86400)
+
+
 @bp.after_request
 def htmx_navigates_instead_of_swapping(response: Response) -> Response:
     """htmx swaps what it receives into #portal. A redirect (to log in, after a timeout) or a
@@ -339,80 +345,6 @@ def _account_or_404(user: PortalUser, account_id: int) -> tuple[list[Account], A
     if current is None:
         abort(404)
     return accounts, current
-
-
-def _signer_name(user: PortalUser) -> str:
-    contact = db.session.get(Contact, user.email.contact_id)
-    return contact.display_name if contact is not None else user.email.address
-
-
-@bp.get("/portal/a/<int:account_id>/todos/<int:todo_id>/sign")
-def sign_todo(account_id: int, todo_id: int) -> Any:
-    """The signing step: "I, <name>, sign …" and a button; inline with htmx, a page without."""
-    user = portal_user()
-    if user is None:
-        return _needs_login()
-    accounts, current = _account_or_404(user, account_id)
-    view = _client_todo(user, current.id, todo_id)
-    if view.todo.state != "open":
-        return redirect(
-            url_for("portal.account_home", account_id=current.id, completed=view.todo.id), code=303
-        )
-    if view.action != "sign":
-        abort(404)
-    if not view.allowed:
-        abort(403, _("Only authorised signers can sign this."))
-    context = {
-        "item": view.todo,
-        "current": current,
-        "accounts": accounts,
-        "signer_name": _signer_name(user),
-        "address": user.email.address,
-        "firm_name": user.firm.name,
-        "form": ConfirmForm(),
-    }
-    template = "portal/_sign_confirm.html" if request.headers.get("HX-Request") else "portal/sign.html"
-    return render_template(template, **context)
-
-
-def _client_todo(user: PortalUser, account_id: int, todo_id: int) -> todos.ClientTodo:
-    try:
-        return todos.client_todo(user, account_id, todo_id)
-    except NotFound:
-        abort(404)
-
-
-@bp.post("/portal/a/<int:account_id>/todos/<int:todo_id>/<any(sign, approve, done):action>")
-def complete_todo(account_id: int, todo_id: int, action: str) -> Any:
-    """Sign, approve or mark done (R-POR-6); signing needs ``signatory`` (R-SIG-1: 403, and
-    nothing changes) and the confirmation step."""
-    user = portal_user()
-    if user is None:
-        return _needs_login()
-    form = ConfirmForm()
-    if not form.validate_on_submit():
-        abort(400, _("This form has expired. Please reload the page and try again."))
-    accounts, current = _account_or_404(user, account_id)
-    view = _client_todo(user, current.id, todo_id)
-    if action == "sign" and view.action == "sign" and view.allowed and request.form.get("confirm") != "yes":
-        return redirect(url_for("portal.sign_todo", account_id=current.id, todo_id=todo_id), code=303)
-    try:
-        todo = todos.complete_by_client(user, view, action)
-    except Forbidden:
-        db.session.rollback()
-        abort(403, _("Only authorised signers can sign this."))
-    except ValidationFailed:
-        db.session.rollback()
-        abort(400, _("This to-do cannot be completed that way."))
-    except Conflict:
-        db.session.rollback()
-        return redirect(url_for("portal.account_home", account_id=current.id, completed=todo_id), code=303)
-    commit()
-    if request.headers.get("HX-Request"):
-        response = _render_account(user, accounts, current, completed=todo)
-        response.headers["HX-Push-Url"] = url_for("portal.account_home", account_id=current.id)
-        return response
-    return redirect(url_for("portal.account_home", account_id=current.id, completed=todo.id), code=303)
 
 
 @bp.route("/portal/unsubscribe/<token>", methods=["GET", "POST"])
@@ -491,6 +423,8 @@ def _render_account(
     if counts is None:
         counts = todos.open_counts([a.id for a in accounts])
     items = todos.client_view(user, current.id, todos.open_todos(current.id))
+    reading = [item.todo.id for item in items if item.action in ("sign", "approve")]
+    to_read = todos.documents_of(reading) if reading else {}
     groups: dict[str, list[Any]] = {}
     for item in items:
         groups.setdefault(item.todo.kind, []).append(item)
@@ -507,6 +441,8 @@ def _render_account(
         "today": utcnow().date(),
         "kind_labels": KIND_LABELS,
         "completed": completed,
+        "documents": to_read,
+        "done": todos.done_todos(current.id),
     }
     # htmx asks for the swapped part only; the same URL serves the full page otherwise
     template = "portal/_account.html" if request.headers.get("HX-Request") else "portal/home.html"
@@ -521,6 +457,13 @@ def profile() -> Any:
     if user is None:
         return _needs_login()
     settings_form = ProfileForm(prefix="profile", obj=user)
+    firm_zone = user.firm.timezone
+    choices = timezones.grouped_choices(firm_zone)
+    if isinstance(choices, dict):
+        choices = {(key or str(_l("All time zones"))): zones for key, zones in choices.items()}
+    settings_form.timezone.choices = choices
+    if request.method == "GET" and not user.timezone:
+        settings_form.timezone.data = firm_zone
     if request.method == "GET" and not user.language:
         settings_form.language.data = str(flask_babel.get_locale())  # what they see now
     password_form = ChangePasswordForm(prefix="pw")

@@ -33,17 +33,22 @@ def invitation_states(account_id: int, email_ids: list[int]) -> dict[int, dict[s
             )
         )
     )
-    outstanding = db.session.scalars(
+    # open invitations, and for activated emails the accepted one too: staff still see when the
+    # invitation that led to the activation was sent
+    candidates = db.session.scalars(
         select(Invitation)
         .where(
             Invitation.account_id == account_id,
             Invitation.email_id.in_(email_ids),
             Invitation.revoked_at.is_(None),
-            Invitation.accepted_at.is_(None),
         )
         .order_by(Invitation.id)
     ).all()
-    latest = {inv.email_id: inv for inv in outstanding}  # the newest wins
+    latest = {
+        inv.email_id: inv
+        for inv in candidates
+        if inv.accepted_at is None or inv.email_id in activated
+    }  # the newest wins
     deliveries = latest_delivery([inv.id for inv in latest.values()])
     now = utcnow()
     states: dict[int, dict[str, Any]] = {}

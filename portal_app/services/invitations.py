@@ -125,6 +125,7 @@ def send_invitations(
             select(ContactEmail.id, ContactEmail.address).where(id_in(ContactEmail.id, email_ids))
         )
     }
+    expires_at = utcnow() + timedelta(days=current_app.config["INVITATION_MAX_AGE_DAYS"])
     invitations = [
         Invitation(
             firm_id=settings.firm_id,
@@ -134,6 +135,9 @@ def send_invitations(
             message=message,
             language=language,
             sent_by_id=sent_by.id if sent_by else None,
+            # live from now (the delivery job restarts the clock when it sends the link), so a
+            # notification rendered before the invitation email still finds it outstanding (R-NOT-2)
+            expires_at=expires_at,
         )
         for settings in rows
     ]

@@ -502,7 +502,7 @@ def send_weekly_transactions(at: datetime) -> int:
 
 
 def _outstanding_invitation(email_id: int, account_ids: list[int]) -> Invitation | None:
-    """The email's live invitation (preferring one of these accounts) whose link was sent."""
+    """The email's live invitation (preferring one of these accounts), sent or about to be."""
     now = utcnow()
     candidates = db.session.scalars(
         select(Invitation)
@@ -510,7 +510,7 @@ def _outstanding_invitation(email_id: int, account_ids: list[int]) -> Invitation
             Invitation.email_id == email_id,
             Invitation.accepted_at.is_(None),
             Invitation.revoked_at.is_(None),
-            Invitation.expires_at > now,
+            or_(Invitation.expires_at.is_(None), Invitation.expires_at > now),
         )
         .order_by(Invitation.id.desc())
     ).all()

@@ -31,8 +31,8 @@ def create_firm(name: str, *, timezone: str = "UTC") -> Firm:
 
 
 def update_firm(actor: StaffUser, firm: Firm, changes: dict[str, Any]) -> Firm:
-    """Admins change the firm's name, time zone (the weekly email's default zone) and whether
-    two factors are required of staff and of clients."""
+    """Admins change the firm's name, time zone (the weekly email's default zone), the Reply-To
+    of its emails, and whether two factors are required of staff and of clients."""
     if not actor.is_admin:
         raise Forbidden("Only admins change the firm's settings.")
     if "name" in changes:
@@ -42,6 +42,10 @@ def update_firm(actor: StaffUser, firm: Firm, changes: dict[str, Any]) -> Firm:
         firm.name = name
     if "timezone" in changes:
         firm.timezone = check_timezone(changes["timezone"])
+    if "reply_to" in changes:
+        # where clients' answers to Portico's emails go; empty or null: no Reply-To
+        value = (changes["reply_to"] or "").strip()
+        firm.reply_to = normalise_email(value, field="reply_to") if value else None
     for flag in ("require_mfa_staff", "require_mfa_clients"):
         if flag in changes:
             setattr(firm, flag, bool(changes[flag]))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, delete, func, select, update
 
 from portal_app.extensions import db
 from portal_app.models import (
@@ -19,14 +19,17 @@ from portal_app.models import (
     TODO_STATES,
     Account,
     ContactSettings,
+    Document,
     PortalUser,
     StaffUser,
     Todo,
+    TodoDocument,
     utcnow,
 )
 from portal_app.services import notifications
 from portal_app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from portal_app.services.lookup import firm_row
+from portal_app.services.validation import parse_id
 
 # Kinds a client signs (``invoices_payments`` only when the to-do says so), and approves.
 SIGNING_KINDS = ("documents_signature", "proposals")
@@ -72,8 +75,10 @@ def create_todo(
     requires_signature: bool = False,
     reminder_every_days: int = 3,
     reminder_max: int = 3,
+    document_ids: list[str] | None = None,
 ) -> Todo:
-    """Add a to-do and email it to the account's recipients of its kind (R-NOT-1)."""
+    """Add a to-do and email it to the account's recipients of its kind (R-NOT-1); the
+    documents named are what the client reads before signing or approving."""
     _check(
         {
             "kind": kind,
@@ -98,6 +103,8 @@ def create_todo(
     notifications.schedule_reminders(todo)
     db.session.add(todo)
     db.session.flush()
+    if document_ids:
+        set_documents(todo, document_ids)
     notifications.notify_new_todo(todo)
     return todo
 
@@ -109,6 +116,8 @@ def get_todo(firm_id: int, todo_id: object) -> Todo:
 def update_todo(todo: Todo, changes: dict[str, Any], *, staff: StaffUser | None = None) -> Todo:
     """Staff edit a to-do, or mark it done (``state: done``, by them) or open again."""
     _check(changes)
+    if changes.get("document_ids") is not None:
+        set_documents(todo, changes["document_ids"])
     for field in ("title", "kind", "due_date", "requires_signature", "reminder_every_days", "reminder_max"):
         if field in changes:
             setattr(todo, field, changes[field].strip() if field == "title" else changes[field])
@@ -166,6 +175,73 @@ def open_todos(account_id: int) -> list[Todo]:
             .order_by(Todo.due_date.is_(None), Todo.due_date, Todo.id)
         )
     )
+
+
+def done_todos(account_id: int, *, limit: int = 20) -> list[Todo]:
+    """What was done lately on the account, latest first (the portal's "Done" list)."""
+    return list(
+        db.session.scalars(
+            select(Todo)
+            .where(Todo.account_id == account_id, Todo.state == "done")
+            .order_by(Todo.done_at.desc(), Todo.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+# --- the documents a to-do asks the client to read --------------------------------------------------
+
+
+def set_documents(todo: Todo, document_ids: list[str]) -> None:
+    """Name the documents of this to-do (in this order), replacing earlier ones; each must be a
+    document of the to-do's own account (422 otherwise, nothing changed)."""
+    ids = [parse_id(value) for value in document_ids]
+    wanted = list(dict.fromkeys(i for i in ids if i is not None))
+    found = set(
+        db.session.scalars(
+            select(Document.id).where(Document.account_id == todo.account_id, Document.id.in_(wanted))
+        )
+        if wanted
+        else []
+    )
+    unknown = [value for value, i in zip(document_ids, ids, strict=True) if i is None or i not in found]
+    if unknown:
+        raise ValidationFailed(
+            "A document is not on this account.",
+            fields={"document_ids": [f"Not a document of this account: {', '.join(map(str, unknown))}."]},
+        )
+    db.session.execute(delete(TodoDocument).where(TodoDocument.todo_id == todo.id))
+    db.session.add_all(
+        TodoDocument(todo_id=todo.id, document_id=doc_id, position=n) for n, doc_id in enumerate(wanted)
+    )
+    db.session.flush()
+
+
+def documents_of(todo_ids: list[int]) -> dict[int, list[Document]]:
+    """Each to-do's documents, in their order, in one query (also for none: a page's query count
+    does not depend on its data)."""
+    found: dict[int, list[Document]] = {}
+    rows = db.session.execute(
+        select(TodoDocument.todo_id, Document)
+        .join(Document, Document.id == TodoDocument.document_id)
+        .where(TodoDocument.todo_id.in_(todo_ids))
+        .order_by(TodoDocument.todo_id, TodoDocument.position)
+    ).all()
+    for todo_id, document in rows:
+        found.setdefault(todo_id, []).append(document)
+    return found
+
+
+def todo_document(todo: Todo, document_id: int) -> Document:
+    """One document of this to-do (404 for any other, R-POR-3)."""
+    document = db.session.scalar(
+        select(Document)
+        .join(TodoDocument, TodoDocument.document_id == Document.id)
+        .where(TodoDocument.todo_id == todo.id, Document.id == document_id)
+    )
+    if document is None:
+        raise NotFound("Document not found.")
+    return document
 
 
 def open_counts(account_ids: list[int]) -> dict[int, int]:
