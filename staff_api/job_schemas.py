@@ -79,12 +79,6 @@ class JobSchema(Schema):
     finished_at = fields.DateTime(required=True, allow_none=True, format="iso")
 
 
-class DryRunSchema(Schema):
-    dry_run = StrictBoolean(required=True)
-    result = fields.Dict(required=True)
-    errors = fields.List(fields.Nested(JobErrorSchema), required=True)
-
-
 class JobPageSchema(Schema):
     items = fields.List(fields.Nested(JobSchema), required=True)
     next_cursor = fields.String(required=True, allow_none=True)

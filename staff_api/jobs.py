@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, jsonify, request
+from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -16,7 +16,6 @@ from staff_api.auth import current_staff
 from staff_api.job_schemas import (
     BulkSettingsSchema,
     DryRunArgsSchema,
-    DryRunSchema,
     InboxArgsSchema,
     InboxItemSchema,
     InboxPageSchema,
@@ -87,18 +86,17 @@ class BulkContactSettings(MethodView):
     @blp.arguments(DryRunArgsSchema, location="query")
     @blp.arguments(BulkSettingsSchema)
     @blp.response(202, JobSchema)
-    @blp.alt_response(200, schema=DryRunSchema, description="With `dry_run=true`: what would change.")
-    @blp.alt_response(422, schema=ErrorSchema)
+    @blp.alt_response(422, schema=ErrorSchema, description="Not valid, or a filter that matches no account.")
     def post(self, args: dict[str, Any], data: dict[str, Any]) -> Any:
         """Change login, notify and email sync on many accounts in the background (R-BLK-*).
 
         Send an `Idempotency-Key` header to make a retried POST return the job it started
-        instead of starting a second one. `?dry_run=true` answers at once with the counts the
-        job would report (accounts, emails per setting, invitations, access grants) and changes
-        nothing."""
-        if args["dry_run"]:
-            return jsonify(DryRunSchema().dump(bulk.dry_run(current_staff(), data))), 200
-        job, _new = bulk.start(current_staff(), data, idempotency_key=_idempotency_key())
+        instead of starting a second one. `?dry_run=true` starts the same job as a check, like
+        an import's dry run: its `result` (`dry_run: true`) and `errors` report what would change
+        (accounts, emails per setting, invitations, access grants), and nothing changes."""
+        job, _new = bulk.start(
+            current_staff(), data, idempotency_key=_idempotency_key(), dry_run=args["dry_run"]
+        )
         commit()
         return job_payload(job)
 

@@ -171,19 +171,41 @@ def test_r_blk_1_dry_run_says_what_would_change_and_changes_nothing(app, make, s
         "send_invitations": True,
     }
     response = world.firm.api.post(f"{BULK}?dry_run=true", json=body)
-    assert response.status_code == 200, response.get_json()
-    preview = response.get_json()
-    assert preview["dry_run"] is True
+    # the same answer as an import's dry run: a job, whose result says what would change
+    assert response.status_code == 202, response.get_json()
+    assert response.get_json()["state"] == "queued"
+    run_worker(app)
+    preview = world.firm.api.get(f"/jobs/{response.get_json()['id']}").get_json()
+    assert preview["state"] == "done"
     result = preview["result"]
+    assert result["dry_run"] is True
     assert (result["accounts"], result["accounts_changed"], result["changed"]["login"]) == (3, 3, 3)
     assert (result["invitations_sent"], result["access_granted"], result["errors"]) == (2, 1, 1)
     assert [e["account_id"] for e in preview["errors"]] == ["424242"]
-    run_worker(app)
     with in_app(app) as session:
         assert session.scalar(select(func.count()).select_from(AuditEntry)) == 0
         assert session.scalar(select(func.count()).select_from(OutboxEmail)) == 0
         assert not any(session.scalars(select(ContactSettings.login)))
+    [report] = world.firm.api.get("/inbox").get_json()["items"]
+    assert report["title"].startswith("Bulk update check (dry run) done: 3 of 3 accounts would change")
+    assert report["title"].endswith("nothing was changed")
+    # a real run with an Idempotency-Key is not mistaken for the dry run
+    real = world.firm.api.post(BULK, json=body, headers={"Idempotency-Key": "after-check"})
+    assert real.status_code == 202 and real.get_json()["id"] != preview["id"]
+
+
+def test_r_blk_1_a_filter_that_matches_nothing_says_so_and_starts_nothing(app, make, redis_url):
+    world = _firm_with_accounts(make, 2, tags=["2026-returns"])
+    for query in ("", "?dry_run=true"):
+        response = world.firm.api.post(
+            f"{BULK}{query}", json={"filter": {"tag": "2025-returns"}, "login": "enable"}
+        )
+        assert response.status_code == 422, response.get_json()
+        error = response.get_json()["error"]
+        assert "No account matches this filter" in error["message"] and "filter" in error["fields"]
     assert world.firm.api.get("/jobs").get_json()["items"] == []
+    matching = world.firm.api.post(BULK, json={"filter": {"tag": "2026-returns"}, "login": "enable"})
+    assert matching.status_code == 202
 
 
 @pytest.mark.parametrize(
@@ -305,7 +327,8 @@ def test_r_blk_2_the_starter_gets_an_inbox_report_with_the_errors(app, make, red
     run_worker(app)
     [item] = world.firm.api.get("/inbox").get_json()["items"]
     assert item["kind"] == "bulk_update_report" and item["job_id"] == job["id"] and item["read"] is False
-    assert "2 of 2 accounts changed" in item["title"] and "1 errors" in item["title"]
+    # R-BLK-2: accounts, emails changed, invitations and errors, in plain English ("1 error")
+    assert item["title"] == "Bulk update done: 2 of 2 accounts changed, 2 emails, 0 invitations sent, 1 error"
     assert "31337" in item["body"]
     assert colleague.api.get("/inbox").get_json()["items"] == []  # a report goes to its starter only
 

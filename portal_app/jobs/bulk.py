@@ -12,6 +12,7 @@ from portal_app.extensions import db
 from portal_app.jobs.staff_jobs import JobKind, register_kind
 from portal_app.models import Job, StaffUser
 from portal_app.services import bulk
+from portal_app.text import count
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,11 @@ def _start(job: Job) -> None:
     job.targets = targets
     job.progress_total = len(targets)
     job.errors = errors
-    job.result = {**bulk.empty_result(len(targets)), "errors": len(errors)}
+    job.result = {
+        **bulk.empty_result(len(targets)),
+        "errors": len(errors),
+        "dry_run": bool(job.params.get("dry_run")),
+    }
 
 
 def _run_batch(job: Job) -> None:
@@ -30,9 +35,10 @@ def _run_batch(job: Job) -> None:
     size = current_app.config["BULK_BATCH_ACCOUNTS"]
     batch = job.targets[job.cursor : job.cursor + size]
     staff = db.session.get(StaffUser, job.staff_user_id) if job.staff_user_id else None
+    dry_run = bool(job.params.get("dry_run"))
     try:
         with db.session.begin_nested():
-            outcome = bulk.apply_batch(job.firm_id, batch, job.params, staff=staff, dry_run=False)
+            outcome = bulk.apply_batch(job.firm_id, batch, job.params, staff=staff, dry_run=dry_run)
     except DBAPIError:
         # One account broke the set-based batch (a constraint, a deadlock): apply the batch one
         # account at a time, each all or nothing, so the others still change.
@@ -41,7 +47,9 @@ def _run_batch(job: Job) -> None:
         for account_id in batch:
             try:
                 with db.session.begin_nested():
-                    one = bulk.apply_batch(job.firm_id, [account_id], job.params, staff=staff, dry_run=False)
+                    one = bulk.apply_batch(
+                        job.firm_id, [account_id], job.params, staff=staff, dry_run=dry_run
+                    )
             except DBAPIError as exc:
                 reason = f"Could not change this account: {type(exc.orig or exc).__name__}."
                 outcome.errors.extend(bulk.account_errors(account_id, reason))
@@ -55,10 +63,19 @@ def _run_batch(job: Job) -> None:
 
 
 def _title(job: Job) -> str:
-    result = job.result or {}
+    r = job.result or {}
+    if job.params.get("dry_run"):
+        return (
+            f"Bulk update check (dry run) done: {r.get('accounts_changed', 0)} of "
+            f"{count(r.get('accounts', 0), 'account')} would change, "
+            f"{count(r.get('emails_changed', 0), 'email')}, "
+            f"{count(r.get('invitations_sent', 0), 'invitation')}, {count(r.get('errors', 0), 'error')}; "
+            "nothing was changed"
+        )
     return (
-        f"Bulk update done: {result.get('accounts_changed', 0)} of {result.get('accounts', 0)} accounts "
-        f"changed, {result.get('invitations_sent', 0)} invitations sent, {result.get('errors', 0)} errors"
+        f"Bulk update done: {r.get('accounts_changed', 0)} of {count(r.get('accounts', 0), 'account')} "
+        f"changed, {count(r.get('emails_changed', 0), 'email')}, "
+        f"{count(r.get('invitations_sent', 0), 'invitation')} sent, {count(r.get('errors', 0), 'error')}"
     )
 
 

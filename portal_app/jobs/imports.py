@@ -144,9 +144,10 @@ def cells_email(keys: list[str], cells: list[str]) -> str:
 def _title(job: Job) -> str:
     r = job.result or {}
     verb = "Import check (dry run)" if job.params.get("dry_run") else "Import"
+    tail = "; nothing was changed" if job.params.get("dry_run") else ""
     return (
         f"{verb} done: {r.get('created', 0)} created, {r.get('updated', 0)} updated, "
-        f"{r.get('unchanged', 0)} unchanged, {r.get('refused', 0)} refused"
+        f"{r.get('unchanged', 0)} unchanged, {r.get('refused', 0)} refused{tail}"
     )
 
 

@@ -3,6 +3,7 @@ a GET never changes anything: mail scanners open links before people do (R-LOG-3
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,7 +18,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_from_directory,
     url_for,
 )
 from flask_babel import gettext as _
@@ -138,7 +138,17 @@ def default_firm_name() -> dict[str, Any]:
         except SQLAlchemyError:  # an error page while the database is unwell still renders
             db.session.rollback()
             g.default_firm_name = "Portico"
-    return {"firm_name": g.default_firm_name}
+    return {"firm_name": g.default_firm_name, "signed_in_client": _signed_in_client}
+
+
+def _signed_in_client() -> PortalUser | None:
+    """For pages outside the portal's own views (errors): the client signed in, if any, so they
+    keep their header and a way to log out."""
+    try:
+        return portal_user()
+    except SQLAlchemyError:
+        db.session.rollback()
+        return None
 
 
 def accounts_with_open_counts(user: PortalUser) -> list[tuple[Account, int]]:
@@ -268,7 +278,10 @@ def index() -> Any:
 
 @bp.get("/favicon.ico")
 def favicon() -> Any:
-    return send_from_directory(current_app.static_folder or "static", "favicon.ico", max_age=86400)
+    icon = Path(current_app.static_folder or "static", "favicon.ico").read_bytes()  # 158 bytes
+    return Response(
+        icon, mimetype="image/vnd.microsoft.icon", headers={"Cache-Control": "public, max-age=86400"}
+    )
 
 
 @bp.after_request

@@ -196,8 +196,10 @@ def matching_account_ids(
     status: str | None = None,
     tag: str | None = None,
     type: str | None = None,
+    limit: int | None = None,
 ) -> list[int]:
-    """Every account the list would show for these filters, in its order (for bulk updates)."""
+    """Every account the list would show for these filters, in its order (for bulk updates);
+    ``limit`` to ask only whether there are any."""
     _check_status(status)
     params = _filter_params(firm_id, q, tag, type)
     query = _filtered(
@@ -206,8 +208,10 @@ def matching_account_ids(
         status=status,
         tag="tag" in params,
         type="type" in params,
-    )
-    return list(db.session.scalars(query.order_by(func.lower(Account.name), Account.id), params))
+    ).order_by(func.lower(Account.name), Account.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(db.session.scalars(query, params))
 
 
 def _page_statement(*, search: bool, status: str | None, tag: bool, type: bool, after: bool) -> Select[Any]:

@@ -68,9 +68,27 @@ def check_request(params: dict[str, Any]) -> None:
         )
 
 
-def start(staff: StaffUser, params: dict[str, Any], *, idempotency_key: str | None) -> tuple[Job, bool]:
-    """Create the job, or return the one this Idempotency-Key already started; True if new."""
+def start(
+    staff: StaffUser, params: dict[str, Any], *, idempotency_key: str | None, dry_run: bool = False
+) -> tuple[Job, bool]:
+    """Create the job, or return the one this Idempotency-Key already started; True if new.
+
+    A dry run is a job too, like an import's: it runs every batch and reports what would change,
+    changing nothing (one answer for both, and a check of 100 000 accounts never holds a request
+    open). It ignores the Idempotency-Key, so a later real run with that key is not mistaken for
+    it. A filter that matches no account is refused at once."""
     check_request(params)
+    matches = "filter" not in params or account_list.matching_account_ids(
+        staff.firm_id, **params["filter"], limit=1
+    )
+    if not matches:
+        raise ValidationFailed(
+            "No account matches this filter, so there is nothing to change.",
+            fields={"filter": ["Matches no account."]},
+        )
+    params = {**params, "dry_run": dry_run}
+    if dry_run:
+        idempotency_key = None
     if idempotency_key:
         earlier = _job_for_key(staff, idempotency_key)
         if earlier is not None:
@@ -213,17 +231,3 @@ def add_to_result(result: dict[str, Any], outcome: BatchOutcome) -> dict[str, An
     merged["errors"] += len(outcome.errors)
     return merged
 
-
-def dry_run(staff: StaffUser, params: dict[str, Any]) -> dict[str, Any]:
-    """What the request would change, changing nothing (R-BLK-1)."""
-    check_request(params)
-    targets, errors = resolve_targets(staff.firm_id, params)
-    result = empty_result(len(targets))
-    result["errors"] = len(errors)
-    for start in range(0, len(targets), BATCH_ACCOUNTS):
-        outcome = apply_batch(
-            staff.firm_id, targets[start : start + BATCH_ACCOUNTS], params, staff=staff, dry_run=True
-        )
-        result = add_to_result(result, outcome)
-        errors.extend(outcome.errors)
-    return {"dry_run": True, "result": result, "errors": errors}
