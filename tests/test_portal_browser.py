@@ -104,7 +104,7 @@ def live(app, smtp) -> Iterator[SimpleNamespace]:
 
 
 # The English walks run on a laptop-sized window, the German ones on a phone.
-VIEWPORTS = {"en": {"width": 1100, "height": 800}, "de": {"width": 390, "height": 844}}
+VIEWPORTS = {"en": {"width": 1280, "height": 800}, "de": {"width": 390, "height": 844}}
 
 
 def open_page(browser: Any, *, javascript: bool, language: str) -> Any:
@@ -273,6 +273,8 @@ def walk(
         expect(page.locator("h1")).to_have_text("Zeta Trust")
     expect(page.get_by_text("Approve the trust accounts")).to_be_visible()
     expect(page.get_by_text("Sign the 2025 return")).to_have_count(0)
+    expect(page).to_have_title("Zeta Trust · Harbor & Finch CPA")  # swapped by htmx too
+    expect(page.locator("label[for=account-picker]")).to_be_visible()  # a visible label
     others = others_section(page)
     expect(others.locator("li", has_text="Berger Family")).to_contain_text(text.two)
     expect(others.locator("li", has_text="Berger Design GmbH")).to_contain_text(text.one)
@@ -380,7 +382,9 @@ ACT = {
     "en": SimpleNamespace(
         sign="Sign: Sign the 2025 return",
         sign_now="Sign now",
-        statement="I, Anna Berger, sign this for Berger Family.",
+        statement="I have read the document above. I, Anna Berger, sign it for Berger Family.",
+        read_first="Read the document before you sign:",
+        done_heading="Done",
         signed="Thank you. You signed “Sign the 2025 return”.",
         mark_done="Mark as done: Upload your W-2",
         done="Thank you. “Upload your W-2” is done.",
@@ -392,7 +396,9 @@ ACT = {
     "de": SimpleNamespace(
         sign="Unterschreiben: Sign the 2025 return",
         sign_now="Jetzt unterschreiben",
-        statement="Ich, Anna Berger, unterschreibe dies für Berger Family.",
+        statement="Ich habe das Dokument oben gelesen. Ich, Anna Berger, unterschreibe es für Berger Family.",
+        read_first="Lesen Sie das Dokument, bevor Sie unterschreiben:",
+        done_heading="Erledigt",
         signed="Vielen Dank. Sie haben „Sign the 2025 return“ unterschrieben.",
         mark_done="Als erledigt markieren: Upload your W-2",
         done="Vielen Dank. „Upload your W-2“ ist erledigt.",
@@ -415,6 +421,21 @@ def test_r_por_6_and_r_sig_1_client_signs_approves_and_completes_in_the_browser(
         make, smtp, invitation_language=language if language == "de" else None
     )
     act, text = ACT[language], TEXT[language]
+    # the return to sign is attached to the to-do: the client reads it before signing
+    import io
+
+    uploaded = world.firm.api.post(
+        f"/accounts/{world.family.id}/documents",
+        data={"file": (io.BytesIO(b"%PDF-1.4 the 2025 return"), "2025 return.pdf", "application/pdf")},
+        content_type="multipart/form-data",
+    ).get_json()
+    [sign_todo] = [
+        t
+        for t in world.firm.api.get(f"/accounts/{world.family.id}/todos").get_json()["items"]
+        if t["kind"] == "documents_signature"
+    ]
+    attached = world.firm.api.patch(f"/todos/{sign_todo['id']}", json={"document_ids": [uploaded["id"]]})
+    assert attached.status_code == 200
     page = open_page(browser, javascript=javascript, language=language)
     checker = axe_page(browser, language=language)
     checked: list[str] = []
@@ -435,15 +456,23 @@ def test_r_por_6_and_r_sig_1_client_signs_approves_and_completes_in_the_browser(
         if javascript:
             page.evaluate("window.__sameDocument = true")
 
-        # sign: the confirmation step names the signer, then the to-do leaves the list
+        # sign: the document first, then the confirmation step naming the signer; then the
+        # to-do leaves the open list for the "Done" list
+        expect(page.get_by_text(act.read_first)).to_be_visible()
+        document = page.get_by_role("link", name="2025 return.pdf")
+        expect(document).to_be_visible()
+        assert document.get_attribute("href").startswith(f"/portal/a/{world.family.id}/todos/")
         page.get_by_role("link", name=act.sign).click()
         expect(page.get_by_text(act.statement)).to_be_visible()
+        expect(page.get_by_role("link", name="2025 return.pdf")).to_be_visible()
         if not javascript:
             expect(page).to_have_url(re.compile(r"/todos/\d+/sign$"))
         check_here()
         page.get_by_role("button", name=act.sign_now).click()
         expect(page.get_by_role("status")).to_have_text(act.signed)
         expect(page.get_by_role("link", name=act.sign)).to_have_count(0)
+        expect(page.locator("section.done-list")).to_contain_text("Sign the 2025 return")
+        expect(page.get_by_role("heading", name=act.done_heading)).to_be_visible()
         check_here()
 
         # mark done: one click
@@ -628,3 +657,52 @@ def test_r_sec_13_client_enrols_and_signs_in_with_app_recovery_and_emailed_codes
         page.context.close()
         checker.context.close()
     assert len(checked) == 5
+
+
+# --- the staff API reference and the invitation card (issue: what a new user hits first) -------
+
+
+def test_staff_api_reference_renders_and_calls_the_api_with_a_pasted_token(browser, live, make):
+    """/api/v1/docs: the vendored Swagger UI draws every resource with no CSP violation, and a
+    token pasted into Authorize calls the API from the page."""
+    from playwright.sync_api import expect
+
+    firm = make.firm("Harbor & Finch CPA")
+    page = open_page(browser, javascript=True, language="en")
+    try:
+        page.goto(f"{live.url}/api/v1/docs")
+        expect(page.locator(".opblock-tag", has_text="auth").first).to_be_visible()
+        expect(page.locator(".opblock").first).to_be_visible()
+        page.get_by_role("button", name="Authorize").first.click()
+        dialog = page.locator(".auth-container", has_text="bearerToken")
+        dialog.locator("input").first.fill(firm.token)
+        dialog.locator("button.authorize").click()
+        page.locator(".modal-ux .btn-done").first.click()
+        me = page.locator("#operations-auth-get_api_v1_auth_me")
+        me.locator(".opblock-summary").click()
+        me.get_by_role("button", name="Try it out").click()
+        me.get_by_role("button", name="Execute").click()
+        expect(me.locator(".response .response-col_status").first).to_have_text("200")
+        expect(me.locator(".responses-inner")).to_contain_text(firm.staff_email)
+        assert_no_csp_violations(page)
+    finally:
+        page.context.close()
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_the_invitation_card_fits_a_phone_and_wraps_its_link(browser, make, smtp, app, language):
+    """The invitation's HTML at 390 px: nothing scrolls sideways, the long link wraps."""
+    app.config["MAIL_URL"] = smtp.url
+    world = firm_with_a_client_of_three_accounts(
+        make, smtp, invitation_language=language if language == "de" else None
+    )
+    html = world.mail.get_body(("html",)).get_content()
+    page = browser.new_page(viewport={"width": 390, "height": 844}, java_script_enabled=True)
+    try:
+        page.set_content(html)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"the invitation scrolls sideways by {overflow}px at 390 px"
+        link = page.locator("a[href*='/portal/activate/']").last
+        assert link.evaluate("e => e.getClientRects().length") > 1  # the raw link wraps over lines
+    finally:
+        page.close()
