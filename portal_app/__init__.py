@@ -20,6 +20,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         static_folder="../static",
     )
     register_config(app, test_config)
+    register_json(app)
     register_proxy(app)
     register_extensions(app)
     register_blueprints(app)
@@ -36,6 +37,13 @@ def register_config(app: Flask, test_config: dict[str, Any] | None) -> None:
     app.config.update(load_config(app.instance_path, env))
     if test_config:
         app.config.update(test_config)
+
+
+def register_json(app: Flask) -> None:
+    """JSON the parser refuses, too deep included, is a 400 (R-REL-3)."""
+    from portal_app.json_provider import SafeJSONProvider
+
+    app.json = SafeJSONProvider(app)
 
 
 def register_proxy(app: Flask) -> None:

@@ -93,6 +93,18 @@ def init_app(app: Flask) -> None:
             response = render_template("errors/error.html", status=503, message=message)
         return response, 503
 
+    @app.errorhandler(RecursionError)
+    def handle_nested_json(error: RecursionError) -> tuple[Response | str, int]:
+        # webargs parses request bodies with the stdlib's json.loads, which raises this (not a
+        # ValueError) for input nested too deeply: malformed JSON, a 400 (R-REL-3)
+        db.session.rollback()
+        if not request.is_json:
+            raise error
+        message = "The JSON body is nested too deeply to read."
+        if wants_json():
+            return error_response(400, "bad_request", message), 400
+        return render_template("errors/error.html", status=400, message=message), 400
+
     @app.errorhandler(CSRFError)
     def handle_csrf_error(error: CSRFError) -> tuple[Response | str, int]:
         if wants_json():

@@ -48,6 +48,32 @@ class Unauthorized(DomainError):
     code = "unauthorized"
 
 
+class RecentSignInRequired(DomainError):
+    status = 403
+    code = "recent_sign_in_required"
+
+
+# Enrolling, turning off and replacing recovery codes change how the owner signs in: only the
+# owner, signed in with the password a moment ago, may do it. A bearer token (possibly stolen)
+# never can: a thief would lock the owner out behind a secret the thief holds (R-SEC-13).
+RECENT_SIGN_IN_SECONDS = 10 * 60
+RECENT_ONLY = "API tokens never; a session only within 10 minutes of its password sign-in."
+
+
+def require_recent_sign_in() -> None:
+    if g.get("auth_method") != "session":
+        raise RecentSignInRequired(
+            "Two-factor settings change only in a session signed in with the password, not with "
+            "an API token. Sign in (POST /auth/login) and try again."
+        )
+    signed_in_at = session.get("auth_at")
+    if not isinstance(signed_in_at, int) or time.time() - signed_in_at > RECENT_SIGN_IN_SECONDS:
+        raise RecentSignInRequired(
+            "Sign in again with your password (POST /auth/login) to change two-factor settings: "
+            "the last sign-in was more than 10 minutes ago."
+        )
+
+
 class MfaEnrolmentRequired(DomainError):
     status = 403
     code = "mfa_enrollment_required"
@@ -204,9 +230,12 @@ class LoginMfa(MethodView):
 class MfaSetup(MethodView):
     @blp.response(200, MfaSetupSchema)
     @blp.alt_response(409, schema=ErrorSchema, description="Two factors are already on.")
+    @blp.alt_response(403, schema=ErrorSchema, description=RECENT_ONLY)
     def post(self) -> dict:
         """Start enrolling an authenticator app: the `otpauth://` URI, its key and a QR code (SVG).
-        Nothing changes for sign-in until POST /auth/mfa/confirm."""
+        Nothing changes for sign-in until POST /auth/mfa/confirm. Needs a session signed in with
+        the password in the last 10 minutes (never an API token)."""
+        require_recent_sign_in()
         setup = mfa.begin_totp(current_staff())
         commit()
         return {"otpauth_uri": setup.uri, "secret": setup.secret, "qr_svg": setup.qr_svg}
@@ -218,15 +247,17 @@ class MfaConfirm(MethodView):
     @blp.response(200, RecoveryCodesSchema)
     @blp.alt_response(409, schema=ErrorSchema, description="Not started, or already on.")
     @blp.alt_response(422, schema=ErrorSchema, description="The code is not right.")
+    @blp.alt_response(403, schema=ErrorSchema, description=RECENT_ONLY)
     def post(self, data: dict) -> dict:
         """Confirm the app with its first code: two factors are on. Answers 10 recovery codes, shown
-        this once; a session call also gets a new session (and CSRF token) that passed two factors."""
+        this once, and a new session (and CSRF token) that passed two factors. Needs a recent
+        password sign-in, like setup."""
+        require_recent_sign_in()
         user = current_staff()
         codes = mfa.confirm_totp(user, data["code"])
         answer: dict = {"recovery_codes": codes}
-        if g.auth_method == "session":
-            _start_two_factor_session(user)
-            answer["csrf_token"] = generate_csrf()
+        _start_two_factor_session(user)
+        answer["csrf_token"] = generate_csrf()
         commit()
         return answer
 
@@ -237,8 +268,10 @@ class MfaFactor(MethodView):
     @blp.response(204)
     @blp.alt_response(409, schema=ErrorSchema, description="Not on, or the firm requires it.")
     @blp.alt_response(422, schema=ErrorSchema, description="Wrong password or code.")
+    @blp.alt_response(403, schema=ErrorSchema, description=RECENT_ONLY)
     def delete(self, data: dict) -> None:
-        """Turn two factors off, with the password and a code."""
+        """Turn two factors off, with the password and a code, in a recent session."""
+        require_recent_sign_in()
         mfa.disable(current_staff(), data["password"], data["code"])
         commit()
 
@@ -249,8 +282,11 @@ class MfaRecoveryCodes(MethodView):
     @blp.response(200, RecoveryCodesSchema)
     @blp.alt_response(409, schema=ErrorSchema, description="Two factors are not on.")
     @blp.alt_response(422, schema=ErrorSchema, description="Wrong password or code.")
+    @blp.alt_response(403, schema=ErrorSchema, description=RECENT_ONLY)
     def post(self, data: dict) -> dict:
-        """Replace the recovery codes (the old ones stop working), with the password and a code."""
+        """Replace the recovery codes (the old ones stop working), with the password and a code, in
+        a recent session."""
+        require_recent_sign_in()
         codes = mfa.regenerate_recovery_codes(current_staff(), data["password"], data["code"])
         commit()
         return {"recovery_codes": codes}

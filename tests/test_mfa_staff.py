@@ -280,3 +280,30 @@ def test_r_sec_13_totp_secrets_survive_secret_key_rotation(app, make):
         from portal_app.services import mfa
 
         assert mfa._decrypt(session.get(StaffUser, firm.staff_id).totp_secret) == totp.secret
+
+
+def test_r_sec_13_a_bearer_token_cannot_enrol_disable_or_regenerate_two_factors(app, make):
+    """A stolen API token must not lock its owner out behind a secret the thief holds."""
+    firm = make.firm("Harbor & Finch CPA")
+    for method, path, body in (
+        ("POST", "/auth/mfa/setup", None),
+        ("POST", "/auth/mfa/confirm", {"code": "123456"}),
+        ("DELETE", "/auth/mfa", {"password": STAFF_PASSWORD, "code": "123456"}),
+        ("POST", "/auth/mfa/recovery-codes", {"password": STAFF_PASSWORD, "code": "123456"}),
+    ):
+        refused = firm.api._call(method, path, json=body)
+        assert refused.status_code == 403, (path, refused.get_json())
+        assert refused.get_json()["error"]["code"] == "recent_sign_in_required"
+    with in_app(app) as session:
+        user = session.get(StaffUser, firm.staff_id)
+        assert user.totp_secret is None and user.mfa_method is None  # nothing was started
+    # a session signed in with the password may, for 10 minutes
+    me = Session(app, firm.staff_email)
+    assert me.login().status_code == 200
+    with me.client.session_transaction() as cookie:
+        cookie["auth_at"] = int(time.time()) - 11 * 60
+    stale = me.call("POST", "/auth/mfa/setup")
+    assert stale.status_code == 403 and "Sign in again" in stale.get_json()["error"]["message"]
+    assert me.login().status_code == 200
+    totp, codes = enrol(me)
+    assert len(codes) == 10 and totp.now()
