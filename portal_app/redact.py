@@ -7,7 +7,16 @@ import logging
 import re
 from collections.abc import Mapping
 
-TOKEN_PATH = re.compile(r"(/portal/(?:activate|password/reset)/)[^\s/?\"]+")
+# Every route whose path carries an emailed token, in one list; a test walks the app's routes and
+# fails on a `<token>` route whose path this list does not redact.
+TOKEN_PREFIXES = (
+    "/portal/activate/",  # invitations and the activation banner (R-LOG-2, R-NOT-2)
+    "/portal/password/reset/",  # password resets (R-LOG-9)
+    "/portal/unsubscribe/",  # one-click unsubscribe (R-NOT-8)
+    "/portal/link/",  # action links (R-LFA-2)
+    "/staff/set-password/",  # a new staff user's set-your-password link
+)
+TOKEN_PATH = re.compile("(" + "|".join(re.escape(prefix) for prefix in TOKEN_PREFIXES) + r")[^\s/?\"]+")
 
 
 def redact(text: str) -> str:

@@ -33,3 +33,27 @@ def test_r_rel_3_deeply_nested_json_in_a_note_is_a_400(client, make):
         f"/accounts/{account.id}/notes", data=DEEP, headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 400
+
+
+def test_r_sec_9_every_route_that_takes_a_token_is_redacted_in_access_logs(app):
+    """One list of token paths, walked against every route with a `<token>` in its path: a new
+    emailed-link route cannot reach the access log with its token."""
+    import logging
+
+    from portal_app.redact import RedactTokens
+
+    secret = "eyJpIjo0Mn0.SECRETPART-xyz_1"
+    routes = [rule for rule in app.url_map.iter_rules() if "token" in rule.arguments]
+    assert {r.endpoint for r in routes} >= {"portal.activate", "portal.reset_password", "portal.unsubscribe"}
+    for rule in routes:
+        with app.test_request_context():
+            from flask import url_for
+
+            values = {name: (secret if name == "token" else 1) for name in rule.arguments}
+            path = url_for(rule.endpoint, **values)
+        record = logging.LogRecord("gunicorn.access", logging.INFO, __file__, 1, "%(r)s", None, None)
+        record.args = {"r": f"POST {path}?List-Unsubscribe=One-Click HTTP/1.1", "U": path}
+        RedactTokens().filter(record)
+        line = record.getMessage()
+        assert "SECRETPART" not in line and "[redacted]" in line, (rule.rule, line)
+        assert "SECRETPART" not in record.args["U"]
