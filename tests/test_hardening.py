@@ -57,3 +57,14 @@ def test_r_sec_9_every_route_that_takes_a_token_is_redacted_in_access_logs(app):
         line = record.getMessage()
         assert "SECRETPART" not in line and "[redacted]" in line, (rule.rule, line)
         assert "SECRETPART" not in record.args["U"]
+
+
+def test_r_doc_file_names_are_kept_to_255_bytes_not_characters():
+    from portal_app.mail.parse import safe_filename
+
+    long_name = "é" * 255 + ".pdf"
+    kept = safe_filename(long_name)
+    assert len(kept.encode()) <= 255 and kept.endswith(".pdf") and set(kept[:-4]) == {"é"}
+    no_extension = safe_filename("ü" * 300)
+    assert len(no_extension.encode()) <= 255 and set(no_extension) == {"ü"}
+    assert safe_filename("short name.txt") == "short name.txt"

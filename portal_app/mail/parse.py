@@ -269,16 +269,27 @@ def _tnef(part: Message, parsed: Parsed) -> None:
 
 def safe_filename(name: str | None, content_type: str = "application/octet-stream") -> str:
     """A file name fit to show and to put in Content-Disposition: no path, no control
-    characters, at most 255 characters (extension kept)."""
+    characters, at most 255 bytes in UTF-8 (extension kept, no character cut in half)."""
     value = unicodedata.normalize("NFC", name or "")
     value = value.replace("\\", "/").rsplit("/", 1)[-1]
     value = "".join(ch for ch in value if unicodedata.category(ch)[0] != "C").strip().strip(".")
     if not value:
         value = "attachment" + (mimetypes.guess_extension(content_type) or "")
-    if len(value) > 255:
+    if len(value.encode()) > MAX_NAME_BYTES:
         stem, dot, ext = value.rpartition(".")
-        value = (stem[: 254 - len(ext)] + dot + ext) if dot and len(ext) < 20 else value[:255]
+        if dot and stem and len(ext.encode()) < 20:
+            value = _cut_utf8(stem, MAX_NAME_BYTES - 1 - len(ext.encode())) + dot + ext
+        else:
+            value = _cut_utf8(value, MAX_NAME_BYTES)
     return value
+
+
+MAX_NAME_BYTES = 255  # what file systems and the SPEC allow: bytes, not characters
+
+
+def _cut_utf8(value: str, limit: int) -> str:
+    """The longest start of ``value`` that is at most ``limit`` bytes in UTF-8, whole characters."""
+    return value.encode()[:limit].decode("utf-8", errors="ignore")
 
 
 # --- HTML for staff's eyes -----------------------------------------------------------------------
