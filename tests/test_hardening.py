@@ -68,3 +68,58 @@ def test_r_doc_file_names_are_kept_to_255_bytes_not_characters():
     no_extension = safe_filename("ü" * 300)
     assert len(no_extension.encode()) <= 255 and set(no_extension) == {"ü"}
     assert safe_filename("short name.txt") == "short name.txt"
+
+
+@pytest.mark.settings(LIMIT_PER_EMAIL="1000 per minute", LIMIT_PER_IP="1000 per minute")
+def test_r_sec_4_password_reset_takes_the_same_path_and_time_for_every_email(app, make, smtp, redis_url):
+    """Activated, invited-but-not-activated and unknown addresses: the request only hands the
+    address to a job, so the medians of 20 tries each lie within noise of each other; the
+    activated client still gets the email once the worker runs."""
+    import statistics
+
+    from tests.conftest import run_worker
+    from tests.portal_helpers import activate, csrf_from, link_in
+
+    app.config["MAIL_URL"] = smtp.url
+    firm = make.firm("Harbor & Finch CPA")
+    emails = []
+    for name in ("Active Household", "Pending Household"):
+        account = make.account(firm.id, name)
+        email = account.contacts[0].emails[0]
+        path = f"/accounts/{account.id}/contact-settings/{email.id}"
+        assert firm.api.patch(path, json={"login": True, "send_invitation": True}).status_code == 200
+        emails.append(email)
+    run_worker(app)
+    invitations = {m["To"]: m for m in smtp.wait_for(2)}
+    active, pending = emails
+    assert activate(app.test_client(), link_in(invitations[active.address])).status_code == 302
+    run_worker(app)
+    before = len(smtp.messages)
+    client = app.test_client()
+    token = csrf_from(client.get("/portal/password/forgot").data)
+    addresses = {
+        "activated": active.address,
+        "not activated": pending.address,
+        "unknown": "nobody-here@example.com",
+    }
+
+    def timed(address: str) -> float:
+        started = time.perf_counter()
+        response = client.post("/portal/password/forgot", data={"email": address, "csrf_token": token})
+        elapsed = time.perf_counter() - started
+        assert response.status_code == 200
+        return elapsed
+
+    for address in addresses.values():  # warm every path once
+        timed(address)
+    samples: dict[str, list[float]] = {kind: [] for kind in addresses}
+    for _ in range(20):
+        for kind, address in addresses.items():  # interleaved, so drift hits all alike
+            samples[kind].append(timed(address))
+    medians = {kind: statistics.median(values) * 1000 for kind, values in samples.items()}
+    print("forgot-password medians (ms):", {k: round(v, 2) for k, v in medians.items()})
+    spread = max(medians.values()) - min(medians.values())
+    assert spread < max(1.0, 0.25 * min(medians.values())), medians
+    run_worker(app)
+    resets = [m for m in smtp.wait_for(before + 1)[before:] if "Reset" in m["Subject"]]
+    assert [m["To"] for m in resets] == [active.address] * 21  # each try of the activated address

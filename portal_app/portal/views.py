@@ -29,6 +29,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from portal_app import timezones
 from portal_app.auth import end_session, start_session
 from portal_app.extensions import csrf, db, limiter
+from portal_app.jobs import defer
+from portal_app.jobs.resets import password_reset_requested
 from portal_app.models import (
     Account,
     ContactEmail,
@@ -663,11 +665,10 @@ def forgot_password() -> Any:
             address = normalise_email(form.email.data or "")
         except ValidationFailed:
             address = ""
-        user = client_passwords.portal_user_for_address(address) if address else None
-        if user is not None and user.is_active:
-            client_passwords.queue_password_reset(user)
-            commit()
-        # the same page whether or not we know the address (R-SEC-4)
+        # the same work, answer and time for every address (R-SEC-4): the lookup and the email
+        # happen in the job, never in this request
+        defer(password_reset_requested, address)
+        commit()
         return render_template("portal/forgot_sent.html")
     refuse_without_csrf(form)
     return render_template("portal/forgot.html", form=form)
