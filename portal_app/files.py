@@ -38,3 +38,74 @@ def store_blob(area: str, data: bytes, suffix: str = "") -> str:
         Path(temp).unlink(missing_ok=True)
         raise
     return sha256
+
+
+CHUNK = 1024 * 1024
+
+
+class Spooled:
+    """A request body streamed to a temporary file under DOCUMENTS_DIR as it arrives, hashed on
+    the way: memory stays at one chunk whatever the size. ``keep`` renames it into the store
+    under its digest; ``discard`` removes it. Use it as a context manager: a body that is not
+    kept is always removed."""
+
+    def __init__(self, area: str, suffix: str = "") -> None:
+        self.area, self.suffix = area, suffix
+        folder = Path(current_app.config["DOCUMENTS_DIR"]) / area
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=folder, prefix=".incoming-")
+        self.path = Path(temp)
+        self._file = os.fdopen(handle, "w+b")
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self.sha256 = ""
+
+    def write_from(self, stream: object, *, limit: int) -> None:
+        """Copy ``stream`` (anything with ``read``) here; ``TooLarge`` past ``limit`` bytes."""
+        read = stream.read  # type: ignore[attr-defined]
+        while block := read(CHUNK):
+            self.size += len(block)
+            if self.size > limit:
+                raise TooLarge(limit)
+            self._hash.update(block)
+            self._file.write(block)
+        self._file.flush()
+        self.sha256 = self._hash.hexdigest()
+
+    def head(self, limit: int = 256 * 1024) -> bytes:
+        """The first bytes (a message's header block lives there)."""
+        self._file.seek(0)
+        return self._file.read(limit)
+
+    def read_all(self) -> bytes:
+        self._file.seek(0)
+        return self._file.read()
+
+    def keep(self) -> Path:
+        """Move it into the store under its digest (once: an equal file may be there already)."""
+        os.fsync(self._file.fileno())
+        self._file.close()
+        target = blob_path(self.area, self.sha256, self.suffix)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            self.path.unlink(missing_ok=True)
+        else:
+            os.replace(self.path, target)
+        return target
+
+    def discard(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> Spooled:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.discard()
+
+
+class TooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"over {limit} bytes")
+        self.limit = limit

@@ -11,6 +11,9 @@ from sqlalchemy import select
 
 from portal_app.downloads import file_download
 from portal_app.extensions import db
+from portal_app.files import Spooled, TooLarge
+from portal_app.jobs import defer
+from portal_app.jobs.inbound import ingest_stored
 from portal_app.models import Document, Firm, InboundMessage, Message, MessageAttachment, Note, Thread
 from portal_app.services import accounts, documents, inbound, notes, overview, threads, todos
 from portal_app.services.csv_files import FileTooLarge
@@ -101,6 +104,7 @@ def message_payload(message: Message, attachments: list[MessageAttachment]) -> d
             }
             for a in attachments
         ],
+        "notice": message.notice or "",
         "original_url": f"/api/v1/messages/{message.id}/original" if message.inbound_id else None,
     }
 
@@ -128,6 +132,9 @@ INBOUND_BODY = {
 @blp.route("/inbound-email")
 class InboundEmail(MethodView):
     @blp.response(200, InboundResultSchema)
+    @blp.alt_response(
+        202, schema=InboundResultSchema, description="Over 4 MB: kept; a worker stores it on its accounts."
+    )
     @blp.alt_response(401, schema=ErrorSchema, description="The inbound secret is missing or wrong.")
     @blp.alt_response(413, schema=ErrorSchema, description="Over 60 MB.")
     @blp.alt_response(415, schema=ErrorSchema)
@@ -135,16 +142,36 @@ class InboundEmail(MethodView):
     @blp.doc(security=[{"inboundSecret": []}], requestBody=INBOUND_BODY)
     def post(self) -> dict[str, Any]:
         """Receive one raw message (what Postmark, Mailgun or SES inbound routing POSTs), with the
-        firm's inbound secret as the bearer token. Stored once however often it comes."""
+        firm's inbound secret as the bearer token. Stored once however often it comes. The sender
+        decides first, from the headers: a message nobody syncs is not read further. Up to 4 MB
+        the answer says where it was stored (200); a larger message is kept and a worker stores
+        it on its accounts (202, `queued`)."""
         scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
         firm = inbound.firm_for_secret(secret.strip()) if scheme.lower() == "bearer" else None
         if firm is None:
             raise Unauthorized("The inbound secret is missing or wrong.", code="invalid_inbound_secret")
-        allow_body(inbound.MAX_RAW_BYTES, "The message is over 60 MB.")
+        too_large = "The message is over 60 MB."
+        allow_body(inbound.MAX_RAW_BYTES, too_large)
+        # one byte more than allowed, so a chunked body over the limit is told from one at it
+        request.max_content_length = inbound.MAX_RAW_BYTES + 1
         if request.mimetype not in RAW_TYPES:
             raise UnsupportedMediaType("Send the raw message with Content-Type: message/rfc822.")
-        result = inbound.ingest(firm.id, request.get_data(cache=False), via="http")
+        # streamed to disk as it arrives: memory stays at one chunk, and a body over the limit,
+        # whatever its framing, is a 413 with nothing kept (R-REL-3)
+        with Spooled(inbound.RAW_AREA, ".eml") as spool:
+            try:
+                spool.write_from(request.stream, limit=inbound.MAX_RAW_BYTES)
+            except TooLarge:
+                raise FileTooLarge(too_large) from None
+            if spool.size <= inbound.INLINE_BYTES:
+                result = inbound.ingest(firm.id, spool.read_all(), via="http")
+            else:
+                result = inbound.accept_spooled(firm.id, spool, via="http")
+                if result.inbound_id is not None:
+                    defer(ingest_stored, result.inbound_id)
         commit()
+        if result.status == "queued":
+            return {"status": "queued", "thread_ids": []}, 202
         thread_ids = (
             sorted(
                 set(db.session.scalars(select(Message.thread_id).where(Message.id.in_(result.message_ids))))

@@ -80,6 +80,10 @@ class MessageSchema(Schema):
         required=True, metadata={"description": "Sanitised: no scripts, handlers, styles or remote images."}
     )
     attachments = fields.List(fields.Nested(AttachmentSchema), required=True)
+    notice = fields.String(
+        required=True,
+        metadata={"description": "What could not be read or was left out (broken MIME, over the caps)."},
+    )
     original_url = fields.String(
         required=True, allow_none=True, metadata={"description": "The received .eml."}
     )
@@ -112,8 +116,11 @@ class ReplySchema(StrictSchema):
 class InboundResultSchema(Schema):
     status = fields.String(
         required=True,
-        validate=validate.OneOf(["stored", "duplicate", "ignored"]),
-        metadata={"description": "ignored: no account has email sync on for the sender; nothing kept."},
+        validate=validate.OneOf(["stored", "duplicate", "ignored", "queued"]),
+        metadata={
+            "description": "ignored: no account has email sync on for the sender; nothing kept. "
+            "queued: a large message, kept, stored on its accounts by a worker."
+        },
     )
     thread_ids = fields.List(fields.String(), required=True)
 

@@ -123,3 +123,211 @@ def test_r_sec_4_password_reset_takes_the_same_path_and_time_for_every_email(app
     run_worker(app)
     resets = [m for m in smtp.wait_for(before + 1)[before:] if "Reset" in m["Subject"]]
     assert [m["To"] for m in resets] == [active.address] * 21  # each try of the activated address
+
+
+# --- inbound mail: bombs, many parts, size limits whatever the framing (R-REL-3, R-SYN-7) -------
+
+
+def _tnef_record(name: int, data: bytes, *, level: int = 1, kind: int = 0x0006) -> bytes:
+    import struct
+
+    return struct.pack("<BHHI", level, name, kind, len(data)) + data + struct.pack("<H", sum(data) & 0xFFFF)
+
+
+TNEF_HEAD = (0x223E9F78).to_bytes(4, "little") + b"\x00\x00"
+
+
+def _with_winmail(sender: str, winmail: bytes, subject: str = "See attached") -> bytes:
+    import base64
+
+    encoded = base64.encodebytes(winmail).decode()
+    return (
+        f"From: {sender}\r\nTo: office@harborfinch.example\r\nSubject: {subject}\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n"
+        "--b1\r\nContent-Type: text/plain\r\n\r\nHello\r\n"
+        "--b1\r\nContent-Type: application/ms-tnef; name=winmail.dat\r\n"
+        "Content-Disposition: attachment; filename=winmail.dat\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        f"{encoded}\r\n--b1--\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("label", "winmail"),
+    [
+        # 21 bytes claiming a billion MAPI properties with no data
+        ("claims 10^9 properties", TNEF_HEAD + _tnef_record(0x9003, (10**9).to_bytes(4, "little"))),
+        # 1.6 MB of tiny records: tnefparse copies the rest of the file for each one
+        ("133 000 tiny records", TNEF_HEAD + _tnef_record(0x8004, b"x") * 133_000),
+        # one property claiming a billion values of a multi-valued type
+        (
+            "claims 10^9 values",
+            TNEF_HEAD
+            + _tnef_record(
+                0x9003, (1).to_bytes(4, "little") + b"\x03\x10\x01\x00" + (10**9).to_bytes(4, "little")
+            ),
+        ),
+    ],
+)
+def test_r_rel_3_a_tnef_bomb_is_kept_unopened_in_bounded_time(world_sync, label, winmail):
+    from portal_app.mail import tnef_guard
+
+    with pytest.raises(tnef_guard.Refused):
+        tnef_guard.check(winmail)  # the cap: refused before tnefparse reads a count
+    started = time.process_time()
+    response = world_sync.post(_with_winmail(world_sync.address, winmail))
+    spent = time.process_time() - started
+    print(f"TNEF bomb ({label}, {len(winmail)} bytes): {spent:.3f} s CPU")
+    assert response.status_code == 200 and response.get_json()["status"] == "stored"
+    [thread] = world_sync.firm.api.get(f"/accounts/{world_sync.account.id}/threads").get_json()["items"]
+    [message] = world_sync.firm.api.get(f"/threads/{thread['id']}").get_json()["messages"]
+    assert [a["name"] for a in message["attachments"]] == ["winmail.dat"]  # kept as it came
+
+
+def test_r_syn_3_an_unknown_senders_bomb_is_never_parsed(world_sync):
+    winmail = TNEF_HEAD + _tnef_record(0x8004, b"x") * 133_000
+    started = time.process_time()
+    response = world_sync.post(_with_winmail("stranger@example.org", winmail))
+    print(f"unknown sender's bomb: {time.process_time() - started:.3f} s CPU")
+    assert response.status_code == 200 and response.get_json()["status"] == "ignored"
+
+
+def _many_parts(sender: str, parts: list[tuple[str, bytes]]) -> bytes:
+    import base64
+
+    chunks = [
+        f"From: {sender}\r\nTo: office@harborfinch.example\r\nSubject: Many files\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n"
+        "--b1\r\nContent-Type: text/plain\r\n\r\nAll my receipts\r\n"
+    ]
+    for name, data in parts:
+        chunks.append(
+            f'--b1\r\nContent-Type: application/pdf; name="{name}"\r\n'
+            f'Content-Disposition: attachment; filename="{name}"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+            f"{base64.b64encode(data).decode()}\r\n"
+        )
+    chunks.append("--b1--\r\n")
+    return "".join(chunks).encode()
+
+
+def test_r_rel_3_many_parts_are_capped_and_named_without_a_query_each(world_sync, app):
+    from portal_app.mail.parse import MAX_ATTACHMENTS
+
+    parts = [(f"receipt-{n}.pdf", b"%PDF" + bytes([n % 251])) for n in range(10_000)]
+    started = time.process_time()
+    response = world_sync.post(_many_parts(world_sync.address, parts))
+    print(f"10 000 attachment parts: {time.process_time() - started:.2f} s CPU")
+    assert response.status_code == 200
+    docs = world_sync.firm.api.get(f"/accounts/{world_sync.account.id}/documents?limit=200").get_json()
+    assert len(docs["items"]) == MAX_ATTACHMENTS == 100
+    [thread] = world_sync.firm.api.get(f"/accounts/{world_sync.account.id}/threads").get_json()["items"]
+    [message] = world_sync.firm.api.get(f"/threads/{thread['id']}").get_json()["messages"]
+    assert len(message["attachments"]) == 100
+    assert "more attachments were not kept (at most 100 per message)" in message["notice"]
+    assert "only the first 1000 MIME parts were read" in message["notice"]
+
+
+def test_r_syn_2_same_named_parts_are_numbered_in_one_query(world_sync, app):
+    from sqlalchemy import event
+
+    from portal_app.extensions import db
+
+    parts = [("statement.pdf", b"%PDF" + b"x" * n) for n in range(1, 61)]
+    statements: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+        def count(_conn, _cursor, statement, *_args):
+            if "FROM documents" in statement:
+                statements.append(statement)
+
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            response = world_sync.post(_many_parts(world_sync.address, parts))
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+    assert response.status_code == 200
+    assert len(statements) == 1, statements  # the names already taken, read once for all 60
+    names = [
+        d["name"]
+        for d in world_sync.firm.api.get(f"/accounts/{world_sync.account.id}/documents?limit=100").get_json()[
+            "items"
+        ]
+    ]
+    assert sorted(names) == sorted(["statement.pdf"] + [f"statement ({n}).pdf" for n in range(2, 61)])
+
+
+def test_r_rel_3_a_chunked_message_over_the_limit_is_413_and_nothing_is_kept(world_sync, app):
+    import io
+    from pathlib import Path
+
+    from portal_app.services.inbound import MAX_RAW_BYTES
+
+    body = b"From: " + world_sync.address.encode() + b"\r\nSubject: big\r\n\r\n" + b"x" * (MAX_RAW_BYTES + 10)
+    response = world_sync.client.post(
+        "/api/v1/inbound-email",
+        input_stream=io.BytesIO(body),
+        headers={
+            "Authorization": f"Bearer {world_sync.secret}",
+            "Content-Type": "message/rfc822",
+            "Transfer-Encoding": "chunked",
+        },
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 413, response.data[:200]
+    assert response.get_json()["error"]["message"] == "The message is over 60 MB."
+    assert world_sync.firm.api.get(f"/accounts/{world_sync.account.id}/threads").get_json()["items"] == []
+    stored = Path(app.config["DOCUMENTS_DIR"])
+    assert not [p for p in stored.rglob("*") if p.is_file()]  # no temp file, no blob left behind
+
+
+def test_r_rel_3_a_large_message_is_streamed_to_disk_and_stored_by_a_worker(world_sync, app, redis_url):
+    import base64
+
+    from tests.conftest import run_worker
+
+    app.config.update(REDIS_URL=redis_url, JOBS_INLINE=False)
+    attachment = base64.encodebytes(b"%PDF-1.7 " + b"y" * (6 * 1024 * 1024)).decode()
+    message = (
+        f"From: {world_sync.address}\r\nTo: office@harborfinch.example\r\n"
+        "Subject: Bank statements\r\n"
+        "Message-ID: <big-1@example.com>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/mixed; boundary=b1\r\n\r\n"
+        "--b1\r\nContent-Type: text/plain\r\n\r\nAttached\r\n"
+        "--b1\r\nContent-Type: application/pdf; name=statements.pdf\r\nContent-Transfer-Encoding: base64\r\n"
+        f"Content-Disposition: attachment; filename=statements.pdf\r\n\r\n{attachment}\r\n--b1--\r\n"
+    ).encode()
+    first = world_sync.post(message)
+    assert first.status_code == 202 and first.get_json() == {"status": "queued", "thread_ids": []}
+    assert world_sync.post(message).get_json()["status"] == "duplicate"  # a retry is recorded once
+    run_worker(app)
+    docs = world_sync.firm.api.get(f"/accounts/{world_sync.account.id}/documents").get_json()["items"]
+    assert [d["name"] for d in docs] == ["statements.pdf"] and docs[0]["size"] == 6 * 1024 * 1024 + 9
+    [thread] = world_sync.firm.api.get(f"/accounts/{world_sync.account.id}/threads").get_json()["items"]
+    assert thread["subject"] == "Bank statements"
+    run_worker(app)  # nothing left to do; a second run of the job would store nothing twice
+    assert len(world_sync.firm.api.get(f"/accounts/{world_sync.account.id}/threads").get_json()["items"]) == 1
+
+
+@pytest.fixture
+def world_sync(app, make):
+    from types import SimpleNamespace
+
+    firm = make.firm("Harbor & Finch CPA")
+    secret = firm.api.get("/firm/inbound-email").get_json()["secret"]
+    person = make.contact(firm.id, "Jürgen", "Weiß", emails=["juergen.weiss@example.de"])
+    account = make.account(firm.id, "Weiss Household", contacts=[person])
+    email = person.emails[0]
+    body = {"email_sync": True, "auto_save_attachments": True}
+    assert firm.api.patch(f"/accounts/{account.id}/contact-settings/{email.id}", json=body).status_code == 200
+    client = app.test_client()
+
+    def post(data: bytes):
+        return client.post(
+            "/api/v1/inbound-email",
+            data=data,
+            headers={"Authorization": f"Bearer {secret}", "Content-Type": "message/rfc822"},
+        )
+
+    return SimpleNamespace(
+        firm=firm, secret=secret, account=account, address=email.address, client=client, post=post
+    )

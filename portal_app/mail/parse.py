@@ -16,9 +16,13 @@ from email import message_from_bytes
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from email.message import Message
+from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
+from typing import Any
 
 import nh3
+
+from portal_app.mail import tnef_guard
 
 _MSG_ID = re.compile(r"<[^<>\s]{1,250}>")
 _SUBJECT_PREFIX = re.compile(r"^\s*(?:re|aw|fwd?|wg|fw|sv|antw|tr)\s*(?:\[\d+\])?\s*:\s*", re.I)
@@ -49,6 +53,7 @@ class Parsed:
     html: str = ""
     attachments: list[Attachment] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    budget_note: str = ""
 
 
 def subject_key(subject: str) -> str:
@@ -92,6 +97,26 @@ def _message_ids(value: str) -> list[str]:
     return _MSG_ID.findall(value or "")
 
 
+def header_block(raw: bytes, limit: int = 256 * 1024) -> bytes:
+    """The header block of a raw message: up to the first empty line (or ``limit`` bytes)."""
+    head = raw[:limit]
+    ends = [i for i in (head.find(b"\r\n\r\n"), head.find(b"\n\n")) if i >= 0]
+    return head[: min(ends) + 2] if ends else head
+
+
+def parse_headers(raw: bytes) -> Parsed:
+    """Only what the headers say (sender, ids, subject): enough to decide whether a message is
+    kept at all, before any body or attachment is read (R-SYN-3, R-REL-3)."""
+    parsed = Parsed()
+    try:
+        message = BytesHeaderParser().parsebytes(header_block(raw))
+    except Exception as exc:  # pragma: no cover - the parser is lenient; belt and braces
+        parsed.problems.append(f"unreadable message: {type(exc).__name__}")
+        return parsed
+    _read_headers(message, parsed)
+    return parsed
+
+
 def parse(raw: bytes) -> Parsed:
     parsed = Parsed()
     problems = parsed.problems
@@ -102,6 +127,17 @@ def parse(raw: bytes) -> Parsed:
         return parsed
     if getattr(message, "defects", None):
         problems.extend(sorted({type(d).__name__ for d in message.defects}))
+    _read_headers(message, parsed)
+    _walk(message, parsed, referenced=_cid_references(message), budget=_PartBudget())
+    if parsed.budget_note:
+        problems.append(parsed.budget_note)
+    if not parsed.text and parsed.html:
+        parsed.text = html_to_text(parsed.html)
+    return parsed
+
+
+def _read_headers(message: Message, parsed: Parsed) -> None:
+    problems = parsed.problems
     ids = _message_ids(_header(message, "Message-ID", problems))
     parsed.message_id = ids[0] if ids else ""
     reply_ids = _message_ids(_header(message, "In-Reply-To", problems))
@@ -114,10 +150,19 @@ def parse(raw: bytes) -> Parsed:
     parsed.to = ", ".join(a for _n, a in recipients if a)[:2000]
     parsed.subject = _header(message, "Subject", problems)[:500]
     parsed.date = _date(_header(message, "Date", problems))
-    _walk(message, parsed, referenced=_cid_references(message))
-    if not parsed.text and parsed.html:
-        parsed.text = html_to_text(parsed.html)
-    return parsed
+
+
+# A message's work is bounded whatever it claims (R-REL-3): at most this many MIME parts are
+# walked and this many attachments kept; what is left out is said on the message.
+MAX_PARTS = 1_000
+MAX_ATTACHMENTS = 100
+
+
+@dataclass
+class _PartBudget:
+    parts: int = 0
+    attachments_left_out: int = 0
+    parts_left_out: bool = False
 
 
 def _date(value: str) -> datetime | None:
@@ -133,26 +178,34 @@ def _date(value: str) -> datetime | None:
 def _cid_references(message: Message) -> set[str]:
     """Content-IDs the HTML bodies point at (cid:…): those parts are inline images."""
     found: set[str] = set()
-    for part in message.walk():
+    for seen, part in enumerate(message.walk()):
+        if seen >= MAX_PARTS:
+            break
         if part.get_content_type() == "text/html":
             found.update(m.lower() for m in re.findall(r"cid:([^\"'\s>)]+)", _decode_text(part, [])))
     return found
 
 
-def _walk(part: Message, parsed: Parsed, *, referenced: set[str]) -> None:
+def _walk(part: Message, parsed: Parsed, *, referenced: set[str], budget: _PartBudget) -> None:
+    budget.parts += 1
+    if budget.parts > MAX_PARTS:
+        if not budget.parts_left_out:
+            budget.parts_left_out = True
+            _note_budget(parsed, budget)
+        return
     content_type = part.get_content_type()
     if content_type == "message/rfc822":
-        _nested_message(part, parsed)
+        _add_attachment(parsed, budget, lambda: _nested_message(part, parsed))
         return
     if part.is_multipart():
         for child in part.get_payload():  # type: ignore[union-attr]
             if isinstance(child, Message):
-                _walk(child, parsed, referenced=referenced)
+                _walk(child, parsed, referenced=referenced, budget=budget)
         return
     disposition = (part.get_content_disposition() or "").lower()
     filename = _filename(part, parsed.problems)
     if content_type in TNEF_TYPES or (filename or "").lower() == "winmail.dat":
-        _tnef(part, parsed)
+        _tnef(part, parsed, budget)
         return
     content_id = (part.get("Content-ID") or "").strip().strip("<>").lower()
     is_body = disposition != "attachment" and not filename
@@ -170,12 +223,36 @@ def _walk(part: Message, parsed: Parsed, *, referenced: set[str]) -> None:
         if content_type == "text/plain":
             parsed.text += "\n" + extra
         return
+    if len(parsed.attachments) >= MAX_ATTACHMENTS:
+        budget.attachments_left_out += 1
+        _note_budget(parsed, budget)
+        return  # not even decoded
     data = _payload(part, parsed.problems)
     if data is None:
         return
     parsed.attachments.append(
         Attachment(name=safe_filename(filename, content_type), content_type=content_type, data=data)
     )
+
+
+def _add_attachment(parsed: Parsed, budget: _PartBudget, add: Any) -> None:
+    if len(parsed.attachments) >= MAX_ATTACHMENTS:
+        budget.attachments_left_out += 1
+        _note_budget(parsed, budget)
+        return
+    add()
+
+
+def _note_budget(parsed: Parsed, budget: _PartBudget) -> None:
+    notes = []
+    if budget.attachments_left_out:
+        notes.append(
+            f"{budget.attachments_left_out} more attachments were not kept "
+            f"(at most {MAX_ATTACHMENTS} per message)"
+        )
+    if budget.parts_left_out:
+        notes.append(f"only the first {MAX_PARTS} MIME parts were read")
+    parsed.budget_note = "; ".join(notes)
 
 
 def _filename(part: Message, problems: list[str]) -> str | None:
@@ -233,13 +310,26 @@ def _nested_message(part: Message, parsed: Parsed) -> None:
     parsed.attachments.append(Attachment(name=name, content_type="message/rfc822", data=data or b""))
 
 
-def _tnef(part: Message, parsed: Parsed) -> None:
-    """Outlook's winmail.dat: its files become attachments; its body fills a missing one."""
+def _tnef(part: Message, parsed: Parsed, budget: _PartBudget) -> None:
+    """Outlook's winmail.dat: its files become attachments; its body fills a missing one. A
+    file that states more than it holds is kept as it came, unopened (``tnef_guard``)."""
     import tnefparse
 
     data = _payload(part, parsed.problems) or b""
     try:
-        tnef = tnefparse.TNEF(data)
+        tnef_guard.check(data)
+    except tnef_guard.Refused as exc:
+        parsed.problems.append(f"winmail.dat not opened: {exc}")
+        _add_attachment(
+            parsed,
+            budget,
+            lambda: parsed.attachments.append(
+                Attachment(name="winmail.dat", content_type="application/ms-tnef", data=data)
+            ),
+        )
+        return
+    try:
+        tnef = tnefparse.TNEF(data, do_checksum=False)
     except Exception as exc:  # not TNEF after all: keep the file as it came
         parsed.problems.append(f"winmail.dat unreadable: {type(exc).__name__}")
         parsed.attachments.append(
@@ -247,6 +337,10 @@ def _tnef(part: Message, parsed: Parsed) -> None:
         )
         return
     for item in tnef.attachments:
+        if len(parsed.attachments) >= MAX_ATTACHMENTS:
+            budget.attachments_left_out += 1
+            _note_budget(parsed, budget)
+            continue
         try:
             name = item.long_filename() or item.name
         except Exception:

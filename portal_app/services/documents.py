@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from portal_app.extensions import db
 from portal_app.files import blob_path, store_blob
@@ -36,6 +36,13 @@ def _numbered(name: str, n: int) -> str:
     return f"{stem} ({n}).{ext}"
 
 
+@dataclass
+class Incoming:
+    name: str
+    data: bytes
+    content_type: str
+
+
 def save(
     account: Account,
     *,
@@ -45,41 +52,60 @@ def save(
     source: str,
     uploaded_by: StaffUser | None = None,
 ) -> Saved:
-    if len(data) > MAX_BYTES:
-        return Saved(None, "over 25 MB: not saved")
-    name = safe_filename(name, content_type)
-    taken = {
-        doc_name: size
-        for doc_name, size in db.session.execute(
-            select(Document.name, Document.size).where(
-                Document.account_id == account.id, Document.name.like(_like_prefix(name), escape="\\")
+    [saved] = save_many(account, [Incoming(name, data, content_type)], source=source, uploaded_by=uploaded_by)
+    return saved
+
+
+def save_many(
+    account: Account, files: list[Incoming], *, source: str, uploaded_by: StaffUser | None = None
+) -> list[Saved]:
+    """Save files on the account in order, with the names of the account's documents (and of the
+    files before them) read in one query: a message of many same-named parts numbers them
+    "(2)", "(3)", … without a query per part."""
+    names = [safe_filename(f.name, f.content_type) for f in files]
+    prefixes = sorted({_like_prefix(name) for name in names})
+    taken: dict[str, tuple[int, Document]] = {}
+    if prefixes:
+        existing = db.session.scalars(
+            select(Document).where(
+                Document.account_id == account.id,
+                or_(*(Document.name.like(prefix, escape="\\") for prefix in prefixes)),
             )
-        ).all()
-    }
-    candidate, n = name, 1
-    while candidate in taken:
-        if taken[candidate] == len(data):
-            existing = db.session.scalar(
-                select(Document).where(Document.account_id == account.id, Document.name == candidate)
-            )
-            return Saved(existing, "same name and size as a document already on the account")
-        n += 1
-        candidate = _numbered(name, n)
-    sha256 = store_blob(AREA, data)
-    document = Document(
-        firm_id=account.firm_id,
-        account_id=account.id,
-        name=candidate,
-        size=len(data),
-        content_type=(content_type or "application/octet-stream")[:127],
-        sha256=sha256,
-        source=source,
-        uploaded_by_id=uploaded_by.id if uploaded_by else None,
-        created_at=utcnow(),
-    )
-    db.session.add(document)
+        )
+        taken = {doc.name: (doc.size, doc) for doc in existing}
+    results: list[Saved] = []
+    for file, name in zip(files, names, strict=True):
+        if len(file.data) > MAX_BYTES:
+            results.append(Saved(None, "over 25 MB: not saved"))
+            continue
+        candidate, n = name, 1
+        skipped = None
+        while candidate in taken:
+            size, document = taken[candidate]
+            if size == len(file.data):
+                skipped = Saved(document, "same name and size as a document already on the account")
+                break
+            n += 1
+            candidate = _numbered(name, n)
+        if skipped is not None:
+            results.append(skipped)
+            continue
+        document = Document(
+            firm_id=account.firm_id,
+            account_id=account.id,
+            name=candidate,
+            size=len(file.data),
+            content_type=(file.content_type or "application/octet-stream")[:127],
+            sha256=store_blob(AREA, file.data),
+            source=source,
+            uploaded_by_id=uploaded_by.id if uploaded_by else None,
+            created_at=utcnow(),
+        )
+        db.session.add(document)
+        taken[candidate] = (document.size, document)
+        results.append(Saved(document, None))
     db.session.flush()
-    return Saved(document, None)
+    return results
 
 
 def _like_prefix(name: str) -> str:

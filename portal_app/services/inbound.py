@@ -20,8 +20,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from portal_app import sealed
 from portal_app.extensions import db
-from portal_app.files import blob_path, store_blob
-from portal_app.mail.parse import Parsed, parse, sanitise_html, subject_key
+from portal_app.files import Spooled, blob_path, store_blob
+from portal_app.mail.parse import Parsed, parse, parse_headers, sanitise_html, subject_key
 from portal_app.models import (
     Account,
     ContactEmail,
@@ -40,17 +40,21 @@ from portal_app.services.errors import ValidationFailed
 RAW_AREA = "messages"
 THREAD_BY_SUBJECT_DAYS = 30
 MAX_RAW_BYTES = 60 * 1024 * 1024  # a 25 MB attachment, base64-encoded, and then some
+# The endpoint reads a message up to this size in the request; a larger one is streamed to disk
+# and read by a worker (the web process never holds a large message, R-REL-3).
+INLINE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass
 class Ingested:
-    status: str  # "stored" | "duplicate" | "ignored"
+    status: str  # "stored" | "duplicate" | "ignored" | "queued"
     message_ids: list[int] = field(default_factory=list)
     accounts: list[int] = field(default_factory=list)
+    inbound_id: int | None = None  # queued: the recorded message a worker is to parse
 
 
 def _insert_once(
-    firm_id: int, dedupe_key: str, raw: bytes, sha256: str, via: str, accounts: int
+    firm_id: int, dedupe_key: str, size: int, sha256: str, via: str, accounts: int
 ) -> int | None:
     """Record the delivery under its unique key; None when it was delivered before."""
     dialect = db.session.get_bind().dialect.name
@@ -61,7 +65,7 @@ def _insert_once(
             firm_id=firm_id,
             dedupe_key=dedupe_key,
             raw_sha256=sha256,
-            raw_size=len(raw),
+            raw_size=size,
             via=via,
             accounts_stored=accounts,
             received_at=utcnow(),
@@ -88,29 +92,69 @@ def _recipients(firm_id: int, address: str) -> list[tuple[Account, ContactSettin
     return [(account, settings) for account, settings in rows]
 
 
-def ingest(firm_id: int, raw: bytes, *, via: str) -> Ingested:
-    """Store one raw message for the firm (flushes; the caller commits)."""
-    if not raw.strip():
-        raise ValidationFailed("The message is empty.", fields={"body": ["Send the raw message (RFC 5322)."]})
-    if len(raw) > MAX_RAW_BYTES:
-        raise ValidationFailed("The message is larger than 60 MB.", fields={"body": ["Too large."]})
-    parsed = parse(raw)
-    if not parsed.from_address or "@" not in parsed.from_address:
+def _sender(headers: Parsed) -> str:
+    if not headers.from_address or "@" not in headers.from_address:
         raise ValidationFailed(
             "This is not an email message: it has no readable From address.",
             fields={"body": ["No From header."]},
             code="unreadable_message",
         )
-    targets = _recipients(firm_id, parsed.from_address)
+    return headers.from_address
+
+
+def ingest(firm_id: int, raw: bytes, *, via: str) -> Ingested:
+    """Store one raw message for the firm (flushes; the caller commits). Who sent it is read
+    from the headers first: a message nobody syncs is never parsed further (R-SYN-3)."""
+    if not raw.strip():
+        raise ValidationFailed("The message is empty.", fields={"body": ["Send the raw message (RFC 5322)."]})
+    if len(raw) > MAX_RAW_BYTES:
+        raise ValidationFailed("The message is larger than 60 MB.", fields={"body": ["Too large."]})
+    headers = parse_headers(raw)
+    targets = _recipients(firm_id, _sender(headers))
     if not targets:
         return Ingested("ignored")  # R-SYN-3: nothing of it is kept
     sha256 = hashlib.sha256(raw).hexdigest()
     inbound_id = _insert_once(
-        firm_id, parsed.message_id or f"sha256:{sha256}", raw, sha256, via, len(targets)
+        firm_id, headers.message_id or f"sha256:{sha256}", len(raw), sha256, via, len(targets)
     )
     if inbound_id is None:
         return Ingested("duplicate")
     store_blob(RAW_AREA, raw, ".eml")
+    return _store(parse(raw), targets, inbound_id)
+
+
+def accept_spooled(firm_id: int, spool: Spooled, *, via: str) -> Ingested:
+    """A large message already streamed to disk: decide from its headers, record it once, keep
+    the file, and leave parsing to a worker (``jobs.inbound.ingest_stored``)."""
+    if spool.size == 0 or not spool.head(4096).strip():
+        raise ValidationFailed("The message is empty.", fields={"body": ["Send the raw message (RFC 5322)."]})
+    headers = parse_headers(spool.head())
+    targets = _recipients(firm_id, _sender(headers))
+    if not targets:
+        return Ingested("ignored")
+    inbound_id = _insert_once(
+        firm_id, headers.message_id or f"sha256:{spool.sha256}", spool.size, spool.sha256, via, len(targets)
+    )
+    if inbound_id is None:
+        return Ingested("duplicate")
+    spool.keep()
+    return Ingested("queued", inbound_id=inbound_id)  # the caller defers jobs.inbound.ingest_stored
+
+
+def ingest_kept(inbound: InboundMessage) -> Ingested:
+    """Parse and store a message recorded by ``accept_spooled`` (the worker's part); a second
+    run finds its messages and does nothing."""
+    if db.session.scalar(select(Message.id).where(Message.inbound_id == inbound.id).limit(1)) is not None:
+        return Ingested("duplicate")
+    parsed = parse(raw_path(inbound).read_bytes())
+    targets = _recipients(inbound.firm_id, parsed.from_address)
+    inbound.accounts_stored = len(targets)
+    if not targets:
+        return Ingested("ignored")  # email sync was switched off meanwhile
+    return _store(parsed, targets, inbound.id)
+
+
+def _store(parsed: Parsed, targets: list[tuple[Account, ContactSettings]], inbound_id: int) -> Ingested:
     result = Ingested("stored")
     now = utcnow()
     sent_at = min(parsed.date, now) if parsed.date else now
@@ -149,30 +193,21 @@ def _store_on_account(
     db.session.flush()
     if sent_at > thread.last_message_at:  # type: ignore[operator]
         thread.last_message_at = sent_at  # type: ignore[assignment]
-    for attachment in parsed.attachments:
-        document_id, reason = None, None
-        if settings.auto_save_attachments:
-            saved = documents.save(
-                account,
-                name=attachment.name,
-                data=attachment.data,
-                content_type=attachment.content_type,
-                source="email",
-            )
-            reason = saved.skipped_reason
-            document_id = saved.document.id if saved.document else None
-        else:
-            reason = "attachments are not saved for this email"
-        db.session.add(
-            MessageAttachment(
-                message_id=message.id,
-                name=attachment.name,
-                size=len(attachment.data),
-                content_type=attachment.content_type[:127],
-                document_id=document_id,
-                skipped_reason=reason,
-            )
+    saved: list[documents.Saved | None] = [None] * len(parsed.attachments)
+    if settings.auto_save_attachments and parsed.attachments:
+        files = [documents.Incoming(a.name, a.data, a.content_type) for a in parsed.attachments]
+        saved = list(documents.save_many(account, files, source="email"))
+    db.session.add_all(
+        MessageAttachment(
+            message_id=message.id,
+            name=attachment.name,
+            size=len(attachment.data),
+            content_type=attachment.content_type[:127],
+            document_id=outcome.document.id if outcome and outcome.document else None,
+            skipped_reason=outcome.skipped_reason if outcome else "attachments are not saved for this email",
         )
+        for attachment, outcome in zip(parsed.attachments, saved, strict=True)
+    )
     sender = parsed.from_name or parsed.from_address
     db.session.add(
         InboxItem(
