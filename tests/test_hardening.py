@@ -331,3 +331,92 @@ def world_sync(app, make):
     return SimpleNamespace(
         firm=firm, secret=secret, account=account, address=email.address, client=client, post=post
     )
+
+
+def _rss_kb(pid: int, field: str) -> int:
+    from pathlib import Path
+
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for {pid}")
+
+
+def _gunicorn_worker(master_pid: int) -> int:
+    from pathlib import Path
+
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    assert len(children) == 1, children
+    return int(children[0])
+
+
+def big_message(sender: str, total_bytes: int) -> bytes:
+    head = (
+        f"From: {sender}\r\nTo: office@harborfinch.example\r\nSubject: Scans\r\n"
+        "Message-ID: <scans-60mb@example.com>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/mixed; boundary=b1\r\n\r\n"
+        "--b1\r\nContent-Type: text/plain\r\n\r\nThe scans\r\n"
+        "--b1\r\nContent-Type: application/pdf; name=scans.pdf\r\nContent-Transfer-Encoding: base64\r\n"
+        "Content-Disposition: attachment; filename=scans.pdf\r\n\r\n"
+    ).encode()
+    tail = b"\r\n--b1--\r\n"
+    line = b"JVBERi0xLjcgc2NhbnMgc2NhbnMgc2NhbnMgc2NhbnMgc2NhbnMgc2NhbnMgc2NhbnMgc2NhbnMgc2Nh\r\n"
+    lines = (total_bytes - len(head) - len(tail)) // len(line)
+    return head + line * lines + tail
+
+
+def test_r_rel_3_a_60_mb_message_raises_the_web_workers_peak_memory_by_at_most_twice_its_size(
+    world_sync, app, database_url, redis_url, tmp_path
+):
+    """Under the real gunicorn: the body is streamed to disk (Content-Length or chunked) and a
+    worker parses it, so the web process never holds it. Over the limit, chunked, is a 413."""
+    import http.client
+    from pathlib import Path
+
+    from tests.conftest import run_worker
+    from tests.test_production_gunicorn import start_gunicorn, stop
+
+    app.config["MAIL_URL"] = "smtp://127.0.0.1:1"
+    proc, port, log = start_gunicorn(app, database_url, redis_url, tmp_path, extra_env={}, args=[])
+    try:
+        worker = _gunicorn_worker(proc.pid)
+
+        def post(body: bytes, *, chunked: bool) -> int:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            headers = {"Authorization": f"Bearer {world_sync.secret}", "Content-Type": "message/rfc822"}
+            if chunked:
+                pieces = (body[at : at + 1024 * 1024] for at in range(0, len(body), 1024 * 1024))
+                conn.request(
+                    "POST", "/api/v1/inbound-email", body=pieces, headers=headers, encode_chunked=True
+                )
+            else:
+                conn.request("POST", "/api/v1/inbound-email", body=body, headers=headers)
+            status = conn.getresponse().status
+            conn.close()
+            return status
+
+        small = big_message(world_sync.address, 200_000).replace(b"scans-60mb", b"warm-up")
+        assert post(small, chunked=False) == 200  # every code path warm
+        message = big_message(world_sync.address, 58 * 1024 * 1024)
+        # the peak is measured from now: Linux resets VmHWM to the current RSS on "5"
+        Path(f"/proc/{worker}/clear_refs").write_text("5")
+        before = _rss_kb(worker, "VmRSS")
+        assert post(message, chunked=True) == 202
+        grown = (_rss_kb(worker, "VmHWM") - before) * 1024
+        print(
+            f"{len(message) / 2**20:.0f} MiB message, chunked: web worker peak RSS +{grown / 2**20:.1f} MiB"
+        )
+        assert grown <= 2 * len(message), f"grew by {grown} bytes for a {len(message)}-byte message"
+        Path(f"/proc/{worker}/clear_refs").write_text("5")
+        before = _rss_kb(worker, "VmRSS")
+        assert post(message.replace(b"scans-60mb", b"scans-again"), chunked=False) == 202
+        grown = (_rss_kb(worker, "VmHWM") - before) * 1024
+        print(f"the same with Content-Length: web worker peak RSS +{grown / 2**20:.1f} MiB")
+        assert grown <= 2 * len(message)
+        over = message + b"x" * (3 * 1024 * 1024)
+        assert post(over, chunked=True) == 413
+    finally:
+        stop(proc)
+    run_worker(app)
+    docs = world_sync.firm.api.get(f"/accounts/{world_sync.account.id}/documents").get_json()["items"]
+    assert [d["name"] for d in docs] == ["scans.pdf"]  # the second message's same file is skipped
