@@ -80,6 +80,93 @@ def _messages(count: int, senders: list[str]) -> list[bytes]:
     return out
 
 
+def _endpoint_memory(database_url: str, secret: str, sender: str, documents_dir: str) -> tuple[float, int]:
+    """A 58 MiB message POSTed (chunked) to /api/v1/inbound-email under gunicorn (one sync
+    worker, production settings, Redis jobs): the web worker's peak RSS growth while it is
+    received, measured from the moment before (VmHWM reset through /proc/PID/clear_refs)."""
+    import http.client
+    import socket
+    import subprocess
+
+    from _common import REDIS_URL, SECRET_KEY, wait_until
+
+    sys.path.insert(0, str(ROOT))
+    from tests.test_hardening import big_message
+
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PORTICO_ENV": "production",
+        "SECRET_KEY": SECRET_KEY,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": REDIS_URL,
+        "MAIL_URL": "smtp://127.0.0.1:1",
+        "DOCUMENTS_DIR": documents_dir,
+        "PORTICO_INSTANCE_PATH": tempfile.mkdtemp(prefix="portico-bench-instance-"),
+        "WEB_CONCURRENCY": "1",
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "gunicorn.conf.py",
+            "--access-logfile",
+            "/dev/null",
+            "wsgi:app",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def up() -> bool:
+            with socket.socket() as sock:
+                return sock.connect_ex(("127.0.0.1", port)) == 0
+
+        assert wait_until(up, 30), "gunicorn did not start"
+        time.sleep(1.0)
+        [worker] = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+
+        def post(body: bytes) -> int:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            pieces = (body[at : at + 1024 * 1024] for at in range(0, len(body), 1024 * 1024))
+            headers = {"Authorization": f"Bearer {secret}", "Content-Type": "message/rfc822"}
+            conn.request("POST", "/api/v1/inbound-email", body=pieces, headers=headers, encode_chunked=True)
+            status = conn.getresponse().status
+            conn.close()
+            return status
+
+        assert post(big_message(sender, 200_000).replace(b"scans-60mb", b"warm-up")) == 200
+        message = big_message(sender, 58 * 1024 * 1024)
+        Path(f"/proc/{worker}/clear_refs").write_text("5")
+        before = _status_kb(int(worker), "VmRSS")
+        assert post(message) == 202
+        return (_status_kb(int(worker), "VmHWM") - before) / 1024, len(message)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _status_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=10_000)
@@ -127,12 +214,24 @@ def main() -> None:
                 stored += result.status == "stored"
             portico = time.perf_counter() - started
             assert stored == len(messages), f"only {stored} of {len(messages)} stored"
+            from portal_app.services.inbound import read_secret
+
+            secret = read_secret(db.session.get_one(type(firm), firm_id))
+            commit()
         peak = peak_rss_mb(os.getpid())
+        grown_mb, message_bytes = _endpoint_memory(database_url, secret, senders[0], documents_dir)
     note = f"{args.messages} messages, {total_mb:.0f} MB, a third with attachments"
     report(
         [
             time_ratio(f"inbound email, {args.messages} messages", portico, reference, "s", 3, note),
             absolute("inbound email, peak memory (process)", peak, "MB", 250),
+            absolute(
+                f"inbound endpoint, {message_bytes / 2**20:.0f} MiB message: web worker peak RSS growth",
+                grown_mb,
+                "MB",
+                round(2 * message_bytes / 2**20),
+                "gunicorn sync worker, chunked; target ≤ 2× the message",
+            ),
         ]
     )
 
