@@ -56,7 +56,7 @@ def register_proxy(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from portal_app import auth, db_events, headers, i18n, redact
+    from portal_app import auth, db_events, headers, i18n, redact, request_log
     from portal_app.extensions import csrf, db, limiter, login_manager, migrate
 
     db.init_app(app)
@@ -69,13 +69,15 @@ def register_extensions(app: Flask) -> None:
     auth.init_app(app)
     db_events.init_app(app)
     headers.init_app(app)
+    request_log.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
-    from portal_app import dev, errors
+    from portal_app import dev, errors, ops
     from portal_app.portal import bp as portal_bp
 
     errors.init_app(app)
+    app.register_blueprint(ops.bp)
     app.register_blueprint(portal_bp)
     if app.config["DEVELOPMENT"]:
         app.register_blueprint(dev.bp)

@@ -149,4 +149,15 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         # a local server) and the firm it belongs to (needed when several firms are served)
         "INBOUND_IMAP_URL": env.get("INBOUND_IMAP_URL", "") or None,
         "INBOUND_IMAP_FIRM": env.get("INBOUND_IMAP_FIRM", "") or None,
+        # R-OPS-4/5: /metrics only with this bearer token (no token: no endpoint); log lines as
+        # JSON (one per request and per job) or plain text
+        "METRICS_TOKEN": env.get("METRICS_TOKEN", "") or None,
+        "LOG_FORMAT": _log_format(env),
     }
+
+
+def _log_format(env: Mapping[str, str]) -> str:
+    value = (env.get("LOG_FORMAT", "") or "text").strip().lower()
+    if value not in ("text", "json"):
+        raise ConfigError(f"LOG_FORMAT must be text or json, not {value!r}.")
+    return value

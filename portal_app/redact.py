@@ -43,6 +43,19 @@ class RedactTokens(logging.Filter):
         return True
 
 
+PROBE_PATHS = ("/healthz", "/readyz", "/metrics")
+
+
+class QuietProbes(logging.Filter):
+    """Leave load-balancer probes and Prometheus scrapes out of the access log (every few
+    seconds, from every balancer, they would drown the requests people made)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        path = args.get("U") if isinstance(args, Mapping) else None
+        return path not in PROBE_PATHS
+
+
 def init_app() -> None:
     for name in ("werkzeug", "gunicorn.access"):
         logger = logging.getLogger(name)

@@ -24,7 +24,8 @@ PASSWORD_RESET = "portico.password-reset.v1"
 UNSUBSCRIBE = "portico.unsubscribe.v1"
 # The staff API's second step after a correct password (R-SEC-13): 5 minutes, single use.
 MFA_LOGIN = "portico.mfa-login.v1"
-PURPOSES = (INVITATION, PASSWORD_RESET, UNSUBSCRIBE, MFA_LOGIN)
+STAFF_PASSWORD = "portico.staff-password.v1"
+PURPOSES = (INVITATION, PASSWORD_RESET, UNSUBSCRIBE, MFA_LOGIN, STAFF_PASSWORD)
 
 
 class InvalidToken(Exception):

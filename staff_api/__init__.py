@@ -32,6 +32,7 @@ def init_app(app: Flask) -> StaffApi:
         jobs,
         mail,
         reference,
+        set_password,
         todos,
         tokens,
     )
@@ -84,6 +85,7 @@ def init_app(app: Flask) -> StaffApi:
     api.register_blueprint(jobs.blp, url_prefix=API_PREFIX)
     api.register_blueprint(jobs.inbox_blp, url_prefix=f"{API_PREFIX}/inbox")
     app.register_blueprint(reference.bp)
+    app.register_blueprint(set_password.bp)
     auth.init_app(app)
     app.extensions["staff_api"] = api
     return api

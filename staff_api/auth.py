@@ -11,6 +11,7 @@ from flask_login import current_user, logout_user
 from flask_smorest import Blueprint
 from flask_wtf.csrf import generate_csrf
 
+from portal_app import metrics
 from portal_app.auth import start_session
 from portal_app.extensions import csrf, db, limiter
 from portal_app.models import StaffUser, new_session_token
@@ -144,6 +145,7 @@ def staff_payload(user: StaffUser) -> dict:
         "role": user.role,
         "firm": {"id": str(user.firm.id), "name": user.firm.name},
         "mfa_enabled": mfa.enrolled(user),
+        "active": user.is_active,
     }
 
 
@@ -182,6 +184,7 @@ class Login(MethodView):
         if not request.is_json:
             abort(415, "Send the credentials as application/json.")
         user = authenticate_staff(credentials["email"], credentials["password"])
+        metrics.SIGN_INS.labels("staff", "failed" if user is None else "succeeded").inc()
         if user is None:
             raise Unauthorized("The email or password is not correct.", code="invalid_credentials")
         if mfa.enrolled(user):
@@ -219,7 +222,9 @@ class LoginMfa(MethodView):
             )
         if mfa.verify(user, data["code"]) is None:
             commit()
+            metrics.SIGN_INS.labels("staff", "failed").inc()
             raise Unauthorized("That code is not right.", code="invalid_code")
+        metrics.SIGN_INS.labels("staff", "succeeded").inc()
         user.mfa_challenge = None  # the token is spent
         _start_two_factor_session(user)
         commit()

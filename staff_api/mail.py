@@ -9,6 +9,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
+from portal_app import metrics
 from portal_app.downloads import file_download
 from portal_app.extensions import db
 from portal_app.files import Spooled, TooLarge
@@ -140,12 +141,21 @@ class InboundEmail(MethodView):
     @blp.alt_response(415, schema=ErrorSchema)
     @blp.alt_response(422, schema=ErrorSchema, description="Not an email message.")
     @blp.doc(security=[{"inboundSecret": []}], requestBody=INBOUND_BODY)
-    def post(self) -> dict[str, Any]:
+    def post(self) -> tuple[dict[str, Any], int]:
         """Receive one raw message (what Postmark, Mailgun or SES inbound routing POSTs), with the
         firm's inbound secret as the bearer token. Stored once however often it comes. The sender
         decides first, from the headers: a message nobody syncs is not read further. Up to 4 MB
         the answer says where it was stored (200); a larger message is kept and a worker stores
         it on its accounts (202, `queued`)."""
+        try:
+            answer = self._receive()
+        except Exception:
+            metrics.INBOUND.labels("refused").inc()
+            raise
+        metrics.INBOUND.labels(answer[0]["status"]).inc()
+        return answer
+
+    def _receive(self) -> tuple[dict[str, Any], int]:
         scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
         firm = inbound.firm_for_secret(secret.strip()) if scheme.lower() == "bearer" else None
         if firm is None:
@@ -179,7 +189,7 @@ class InboundEmail(MethodView):
             if result.message_ids
             else []
         )
-        return {"status": result.status, "thread_ids": [str(t) for t in thread_ids]}
+        return {"status": result.status, "thread_ids": [str(t) for t in thread_ids]}, 200
 
 
 def _admin_firm() -> Firm:

@@ -78,6 +78,18 @@ class StaffUserSchema(Schema):
     role = fields.String(required=True, validate=validate.OneOf(["admin", "staff"]))
     firm = fields.Nested(FirmRefSchema, required=True)
     mfa_enabled = StrictBoolean(required=True, metadata={"description": "Two-factor sign-in is on."})
+    active = StrictBoolean(required=True, metadata={"description": "False: deactivated, cannot sign in."})
+
+
+class StaffCreateSchema(StrictSchema):
+    email = fields.String(required=True, validate=validate.Length(min=3, max=254))
+    name = fields.String(load_default="", validate=validate.Length(max=200))
+    role = fields.String(load_default="staff", validate=validate.OneOf(["admin", "staff"]))
+
+
+class StaffPatchSchema(StrictSchema):
+    role = fields.String(validate=validate.OneOf(["admin", "staff"]))
+    active = StrictBoolean()
 
 
 class LoginSchema(StrictSchema):

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from portal_app.extensions import db
 from portal_app.models import ApiToken, StaffUser
-from portal_app.services import mfa
+from portal_app.services import mfa, staff_users
 from portal_app.services import staff as staff_service
 from portal_app.services.errors import Forbidden
 from portal_app.transaction import commit
@@ -21,7 +21,10 @@ from staff_api.schemas import (
     ApiTokenListArgsSchema,
     ApiTokenListSchema,
     ErrorSchema,
+    StaffCreateSchema,
     StaffListSchema,
+    StaffPatchSchema,
+    StaffUserSchema,
 )
 
 blp = Blueprint(
@@ -110,3 +113,34 @@ class StaffList(MethodView):
             select(StaffUser).where(StaffUser.firm_id == firm_id).order_by(StaffUser.name, StaffUser.id)
         )
         return {"items": [staff_payload(u) for u in users]}
+
+    @staff_blp.arguments(StaffCreateSchema)
+    @staff_blp.response(201, StaffUserSchema)
+    @staff_blp.alt_response(403, schema=ErrorSchema, description="Admins only.")
+    @staff_blp.alt_response(409, schema=ErrorSchema, description="A staff user with this email exists.")
+    @staff_blp.alt_response(422, schema=ErrorSchema)
+    def post(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Add a colleague (admins): the staff user is created without a password and emailed a
+        link to choose one (single use, expires after INVITATION_MAX_AGE_DAYS). Audited."""
+        user = staff_users.invite_staff_user(current_staff(), **data)
+        commit()
+        return staff_payload(user)
+
+
+@staff_blp.route("/<staff_id>")
+class StaffDetail(MethodView):
+    @staff_blp.arguments(StaffPatchSchema)
+    @staff_blp.response(200, StaffUserSchema)
+    @staff_blp.alt_response(403, schema=ErrorSchema, description="Admins only.")
+    @staff_blp.alt_response(404, schema=ErrorSchema)
+    @staff_blp.alt_response(409, schema=ErrorSchema, description="The firm's last active admin.")
+    def patch(self, changes: dict[str, Any], staff_id: str) -> dict[str, Any]:
+        """Change a staff user's `role` or `active` (admins). A deactivated user's sessions and
+        API tokens stop at their next request; the last active admin cannot be demoted or
+        deactivated (409). Audited."""
+        actor = current_staff()
+        user = staff_users.update_staff_user(
+            actor, staff_users.get_staff_user(actor.firm_id, staff_id), changes
+        )
+        commit()
+        return staff_payload(user)

@@ -192,6 +192,7 @@ def test_r_sec_1_every_api_route_answers_404_for_another_firms_ids(app, make):
         "contact_id": str(person.id),
         "email_id": str(person.emails[0].id),
         "token_id": str(theirs.token_id),
+        "staff_id": str(theirs.staff_id),
         "todo_id": theirs.api.post(
             f"/accounts/{other.id}/todos", json={"kind": "messages_tasks", "title": "Theirs"}
         ).get_json()["id"],
@@ -248,6 +249,7 @@ def test_r_sec_2_every_unsafe_api_route_refuses_a_cookie_call_without_csrf(app, 
         "contact_id": str(person.id),
         "email_id": str(person.emails[0].id),
         "token_id": str(firm.token_id),
+        "staff_id": str(firm.staff_id),
         "todo_id": firm.api.post(
             f"/accounts/{account.id}/todos", json={"kind": "messages_tasks", "title": "Mine"}
         ).get_json()["id"],

@@ -79,8 +79,8 @@ def start_gunicorn(
         PORTICO_INSTANCE_PATH=str(tmp_path),
         WEB_CONCURRENCY="1",
         GUNICORN_BIND=f"127.0.0.1:{port}",
-        **extra_env,
     )
+    env.update(extra_env)
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", *args, "wsgi:app"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import click
@@ -33,11 +34,24 @@ class AppContextMixin:
     app: Flask
 
     def perform_job(self, job: Job, queue: Queue) -> bool:
+        from flask import g
+
+        from portal_app.request_log import log_job
+
         with self.app.app_context():
+            # the request that enqueued this job names it; the jobs this one enqueues inherit it
+            g.request_id = (job.meta or {}).get("request_id")
+            started = time.perf_counter()
+            ok = False
             try:
-                return super().perform_job(job, queue)  # type: ignore[misc]
+                ok = super().perform_job(job, queue)  # type: ignore[misc]
+                return ok
             finally:
                 db.session.remove()
+                log_job(
+                    job.func_name, job.id, time.perf_counter() - started, "finished" if ok else "failed",
+                    g.request_id,
+                )
 
 
 class AppWorker(AppContextMixin, SimpleWorker):

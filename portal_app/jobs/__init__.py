@@ -64,9 +64,16 @@ def dispatch_ready_jobs() -> None:
             _enqueue(func, args, retry)
 
 
+def _request_id() -> str | None:
+    """The id of the request (or the job) this job comes from, for its log line (R-OPS-5)."""
+    from flask import g, has_app_context
+
+    return g.get("request_id") if has_app_context() else None
+
+
 def _enqueue(func: Callable[..., Any], args: tuple[Any, ...], retry: Retry | None) -> None:
     try:
-        get_queue().enqueue(func, *args, retry=retry)
+        get_queue().enqueue(func, *args, retry=retry, meta={"request_id": _request_id()})
     except Exception:  # Redis down: the committed outbox row waits for the sweep (R-REL-1).
         log.warning("could not enqueue %s%r; the periodic sweep will pick it up", func.__name__, args)
 

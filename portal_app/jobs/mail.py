@@ -17,6 +17,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import select, update
 
+from portal_app import metrics
 from portal_app.extensions import db
 from portal_app.mail.mime import RenderedEmail
 from portal_app.mail.outbox import RETRY_INTERVALS, enqueue_delivery, prefetch_for, render_message
@@ -51,6 +52,8 @@ def drain_outbox(outbox_ids: list[int] | None = None, *, batch_size: int = BATCH
                 enqueue_delivery()  # the rest in a new job, so no job runs into rq's timeout
                 commit()
                 break
+    for outcome, count in totals.items():
+        metrics.EMAILS.labels(outcome).inc(count)
     return dict(totals)
 
 

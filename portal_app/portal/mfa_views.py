@@ -25,6 +25,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from portal_app import metrics
 from portal_app.auth import start_session
 from portal_app.extensions import db, limiter
 from portal_app.models import PortalUser
@@ -119,7 +120,9 @@ def login_code() -> Any:
         return redirect(url_for("portal.login", expired="code"))
     error = None
     if form.validate_on_submit():
-        if mfa.verify(user, form.code.data or "") is not None:
+        verified = mfa.verify(user, form.code.data or "") is not None
+        metrics.SIGN_INS.labels("client", "succeeded" if verified else "failed").inc()
+        if verified:
             next_path = safe_next(session.get(PENDING, {}).get("next"))
             return finish_sign_in(user, next_path=next_path, record=_record_login)
         commit()  # nothing to keep, but end the transaction the check opened

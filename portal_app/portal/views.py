@@ -26,7 +26,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from portal_app import timezones
+from portal_app import metrics, timezones
 from portal_app.auth import end_session, start_session
 from portal_app.extensions import csrf, db, limiter
 from portal_app.jobs import defer
@@ -541,6 +541,7 @@ def login() -> Any:
     error = None
     if form.validate_on_submit():
         user = _authenticate(form.email.data or "", form.password.data or "")
+        metrics.SIGN_INS.labels("client", "failed" if user is None else "succeeded").inc()
         if user is not None and mfa.enrolled(user):
             return mfa_views.begin_second_step(user, next_path=safe_next(form.next.data))
         if user is not None:
