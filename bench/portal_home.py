@@ -179,6 +179,45 @@ def main() -> int:
             WEB_CONCURRENCY=os.environ.get("WEB_CONCURRENCY", "2"),
             LIMIT_PER_IP="1000 per minute",
         )
+        def home_rate(run_env: dict[str, str]) -> float:
+            port = free_port()
+            proc = gunicorn("wsgi:app", run_env, port)
+            try:
+                cookie = session_cookie(port, email)
+                path = f"/portal/a/{account_id}/"
+                check_page(port, path, cookie)
+                return wrk(f"http://127.0.0.1:{port}{path}", args.seconds, cookie)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+
+        # R-OPS-4/5: what metrics (multiprocess files) and JSON request lines cost the page,
+        # against the same page without them, alternated to even out drift
+        plain_runs, observed_runs = [], []
+        for _ in range(2):
+            plain_runs.append(home_rate({**env, "GUNICORN_THREADS": "1"}))
+            metrics_dir = tempfile.mkdtemp(prefix="portico-bench-metrics-")
+            observed_runs.append(
+                home_rate(
+                    {
+                        **env,
+                        "GUNICORN_THREADS": "1",
+                        "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+                        "METRICS_TOKEN": "bench-metrics-token",
+                        "LOG_FORMAT": "json",
+                    }
+                )
+            )
+        figures.append(
+            share(
+                "portal home with metrics + JSON logs, vs without (sync)",
+                max(observed_runs),
+                max(plain_runs),
+                "req/s",
+                0.95,
+                "best of 2 runs each; target: at most 5 % slower",
+            )
+        )
         for label, threads in (("sync", "1"), ("gthread ×4", "4")):
             run_env = {**env, "GUNICORN_THREADS": threads}
             port = free_port()

@@ -1,4 +1,5 @@
-"""to-dos name the documents a client reads before signing or approving; firms.reply_to
+"""to-dos name the documents a client reads before signing or approving (and count them, so the
+portal asks for them only when there are any); firms.reply_to
 
 Revision ID: 0011
 Revises: 0010
@@ -27,9 +28,13 @@ def upgrade():
     op.create_index("ix_todo_documents_document_id", "todo_documents", ["document_id"])
     with op.batch_alter_table("firms") as batch:
         batch.add_column(sa.Column("reply_to", sa.String(length=254), nullable=True))
+    with op.batch_alter_table("todos") as batch:
+        batch.add_column(sa.Column("document_count", sa.Integer(), nullable=False, server_default="0"))
 
 
 def downgrade():
+    with op.batch_alter_table("todos") as batch:
+        batch.drop_column("document_count")
     with op.batch_alter_table("firms") as batch:
         batch.drop_column("reply_to")
     op.drop_index("ix_todo_documents_document_id", "todo_documents")

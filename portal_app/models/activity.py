@@ -52,6 +52,9 @@ class Todo(db.Model):
     title: Mapped[str] = mapped_column(String(300))
     due_date: Mapped[date | None] = mapped_column()
     requires_signature: Mapped[bool] = mapped_column(default=False)
+    # how many documents the client reads first (todo_documents), kept by the service so the
+    # portal home looks them up only for to-dos that have some
+    document_count: Mapped[int] = mapped_column(default=0, server_default="0")
     state: Mapped[str] = mapped_column(String(8), default="open")
     reminder_every_days: Mapped[int] = mapped_column(default=3)
     reminder_max: Mapped[int] = mapped_column(default=3)

@@ -437,8 +437,9 @@ def _render_account(
 ) -> Response:
     if counts is None:
         counts = todos.open_counts([a.id for a in accounts])
-    items = todos.client_view(user, current.id, todos.open_todos(current.id))
-    reading = [item.todo.id for item in items if item.action in ("sign", "approve")]
+    open_rows, done_rows = todos.account_page_todos(current.id)
+    items = todos.client_view(user, current.id, open_rows)
+    reading = [i.todo.id for i in items if i.action in ("sign", "approve") and i.todo.document_count]
     to_read = todos.documents_of(reading) if reading else {}
     groups: dict[str, list[Any]] = {}
     for item in items:
@@ -457,7 +458,7 @@ def _render_account(
         "kind_labels": KIND_LABELS,
         "completed": completed,
         "documents": to_read,
-        "done": todos.done_todos(current.id),
+        "done": done_rows,
     }
     # htmx asks for the swapped part only; the same URL serves the full page otherwise
     template = "portal/_account.html" if request.headers.get("HX-Request") else "portal/home.html"

@@ -166,27 +166,32 @@ def list_todos(
     return list(db.session.scalars(query.order_by(rank, Todo.id).limit(limit)))
 
 
-def open_todos(account_id: int) -> list[Todo]:
-    """Open to-dos, soonest due first (undated last), then oldest."""
-    return list(
-        db.session.scalars(
-            select(Todo)
-            .where(Todo.account_id == account_id, Todo.state == "open")
-            .order_by(Todo.due_date.is_(None), Todo.due_date, Todo.id)
-        )
-    )
+DONE_SHOWN = 20
 
 
-def done_todos(account_id: int, *, limit: int = 20) -> list[Todo]:
-    """What was done lately on the account, latest first (the portal's "Done" list)."""
-    return list(
-        db.session.scalars(
-            select(Todo)
-            .where(Todo.account_id == account_id, Todo.state == "done")
-            .order_by(Todo.done_at.desc(), Todo.id.desc())
-            .limit(limit)
-        )
+def account_page_todos(account_id: int) -> tuple[list[Todo], list[Todo]]:
+    """The portal page's to-dos in one query: every open one (soonest due first, undated last,
+    then oldest) and the last ``DONE_SHOWN`` done ones (latest first)."""
+    latest_done = (
+        select(Todo.id)
+        .where(Todo.account_id == account_id, Todo.state == "done")
+        .order_by(Todo.done_at.desc(), Todo.id.desc())
+        .limit(DONE_SHOWN)
+        .scalar_subquery()
     )
+    rows = db.session.scalars(
+        select(Todo).where(
+            Todo.account_id == account_id, (Todo.state == "open") | Todo.id.in_(latest_done)
+        )
+    ).all()
+    open_rows = sorted(
+        (t for t in rows if t.state == "open"),
+        key=lambda t: (t.due_date is None, t.due_date or date.min, t.id),
+    )
+    done_rows = sorted(
+        (t for t in rows if t.state == "done"), key=lambda t: (t.done_at, t.id), reverse=True
+    )
+    return open_rows, done_rows
 
 
 # --- the documents a to-do asks the client to read --------------------------------------------------
@@ -214,6 +219,7 @@ def set_documents(todo: Todo, document_ids: list[str]) -> None:
     db.session.add_all(
         TodoDocument(todo_id=todo.id, document_id=doc_id, position=n) for n, doc_id in enumerate(wanted)
     )
+    todo.document_count = len(wanted)
     db.session.flush()
 
 
