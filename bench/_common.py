@@ -195,3 +195,34 @@ def run_job_through_worker(app: Any, url: str, token: str, post: Any) -> tuple[f
     job = client.get(f"/api/v1/jobs/{job_id}", headers=headers).get_json()
     assert job["state"] == "done", job
     return elapsed, rss, job["result"]
+
+
+def gunicorn(app_path: str, env: dict[str, str], port: int) -> Any:
+    """`gunicorn -c gunicorn.conf.py APP` on a port, without an access log, once it answers."""
+    import socket
+    import subprocess
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--access-logfile", "/dev/null"]
+        + [app_path],
+        cwd=ROOT,
+        env={**env, "GUNICORN_BIND": f"127.0.0.1:{port}"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def up() -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    assert wait_until(up, 30), f"gunicorn did not start for {app_path}"
+    time.sleep(1.0)
+    return proc
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

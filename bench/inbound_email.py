@@ -85,15 +85,13 @@ def _endpoint_memory(database_url: str, secret: str, sender: str, documents_dir:
     worker, production settings, Redis jobs): the web worker's peak RSS growth while it is
     received, measured from the moment before (VmHWM reset through /proc/PID/clear_refs)."""
     import http.client
-    import socket
-    import subprocess
 
-    from _common import REDIS_URL, SECRET_KEY, wait_until
+    from _common import REDIS_URL, SECRET_KEY, free_port, gunicorn
 
     sys.path.insert(0, str(ROOT))
     from tests.test_hardening import big_message
 
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PORTICO_ENV": "production",
@@ -104,32 +102,9 @@ def _endpoint_memory(database_url: str, secret: str, sender: str, documents_dir:
         "DOCUMENTS_DIR": documents_dir,
         "PORTICO_INSTANCE_PATH": tempfile.mkdtemp(prefix="portico-bench-instance-"),
         "WEB_CONCURRENCY": "1",
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
     }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "gunicorn.conf.py",
-            "--access-logfile",
-            "/dev/null",
-            "wsgi:app",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = gunicorn("wsgi:app", env, port)
     try:
-
-        def up() -> bool:
-            with socket.socket() as sock:
-                return sock.connect_ex(("127.0.0.1", port)) == 0
-
-        assert wait_until(up, 30), "gunicorn did not start"
-        time.sleep(1.0)
         [worker] = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
 
         def post(body: bytes) -> int:
@@ -157,14 +132,6 @@ def _status_kb(pid: int, field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def main() -> None:

@@ -16,26 +16,18 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import REDIS_URL, ROOT, SECRET_KEY, build_app, own_database, report, share, wait_until  # noqa: E402
+from _common import REDIS_URL, SECRET_KEY, build_app, free_port, gunicorn, own_database, report, share  # noqa: E402
 
 from portal_app.extensions import db  # noqa: E402
 
 PASSWORD = "maple river lantern 42"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def seed(app) -> tuple[str, int]:
@@ -121,33 +113,6 @@ def check_page(port: int, path: str, cookie: str) -> None:
     assert response.status == 200 and "To-do 4 of account 1" in page, (response.status, page[:500])
 
 
-def gunicorn(app_path: str, env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "gunicorn.conf.py",
-            "--access-logfile",
-            "/dev/null",
-            app_path,
-        ],
-        cwd=ROOT,
-        env={**env, "GUNICORN_BIND": f"127.0.0.1:{port}"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-    def up() -> bool:
-        with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", port)) == 0
-
-    assert wait_until(up, 30), f"gunicorn did not start for {app_path}"
-    time.sleep(1.0)
-    return proc
-
-
 def wrk(url: str, seconds: int, cookie: str | None = None) -> float:
     args = ["wrk", "-t2", "-c20", f"-d{seconds}s", "--latency", url]
     if cookie:
@@ -220,17 +185,7 @@ def main() -> int:
         )
         for label, threads in (("sync", "1"), ("gthread ×4", "4")):
             run_env = {**env, "GUNICORN_THREADS": threads}
-            port = free_port()
-            proc = gunicorn("wsgi:app", run_env, port)
-            try:
-                cookie = session_cookie(port, email)
-                path = f"/portal/a/{account_id}/"
-                check_page(port, path, cookie)
-                page = f"http://127.0.0.1:{port}{path}"
-                portico = wrk(page, args.seconds, cookie)
-            finally:
-                proc.terminate()
-                proc.wait(timeout=30)
+            portico = home_rate(run_env)
             port = free_port()
             proc = gunicorn("bench._bare_app:app", run_env, port)
             try:

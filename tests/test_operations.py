@@ -317,3 +317,26 @@ def test_staff_users_a_deactivated_users_sessions_and_tokens_stop_at_the_next_re
             )
         ).all()
         assert [tuple(e) for e in entries] == [("staff.active", True, False)]
+
+
+@pytest.mark.settings(LIMIT_PER_EMAIL="1 per minute", LIMIT_PER_IP="100 per minute")
+def test_r_ops_4_metrics_count_rate_limit_refusals_and_inbound_messages(app, make, client):
+    app.config["METRICS_TOKEN"] = METRICS_TOKEN
+    firm = make.firm()
+    before = scrape(client)  # counters live as long as the process: compare with before
+    bad = {"email": firm.staff_email, "password": "not the password"}
+    assert [client.post("/api/v1/auth/login", json=bad).status_code for _ in range(2)] == [401, 429]
+    secret = firm.api.get("/firm/inbound-email").get_json()["secret"]
+    message = b"From: stranger@example.org\r\nSubject: hi\r\n\r\nhello\r\n"
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "message/rfc822"}
+    assert client.post("/api/v1/inbound-email", data=message, headers=headers).status_code == 200
+    wrong = {"Authorization": "Bearer pin_wrong", "Content-Type": "message/rfc822"}
+    assert client.post("/api/v1/inbound-email", data=message, headers=wrong).status_code == 401
+    text = scrape(client)
+
+    def grown(name: str, **labels: str) -> float:
+        return value(text, name, **labels) - value(before, name, **labels)
+
+    assert grown("portico_rate_limited_total", endpoint="auth.Login") == 1
+    assert grown("portico_inbound_messages_total", outcome="ignored") == 1
+    assert grown("portico_inbound_messages_total", outcome="refused") == 1

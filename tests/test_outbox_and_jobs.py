@@ -285,7 +285,7 @@ def test_r_rel_1_two_worker_processes_share_the_outbox_and_send_each_email_once(
 ):
     """Two real `flask worker --burst` processes drain the same outbox at once (SKIP LOCKED)."""
     app.config["MAIL_URL"] = smtp.url
-    smtp.delay = 0.004  # ~5 s for the lot: the second worker is up long before the first is done
+    smtp.delay = 0.01  # ~12 s for the lot: the second worker is up long before the first is done
     with in_app(app):
         ids = [_queue_plain(to=f"client{n}@example.com") for n in range(1200)]
         commit()
