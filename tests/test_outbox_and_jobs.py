@@ -283,31 +283,37 @@ def test_r_rel_1_a_refused_or_busy_recipient_fails_alone_and_the_batch_goes_on(a
 def test_r_rel_1_two_worker_processes_share_the_outbox_and_send_each_email_once(
     app, redis_url, smtp, database_url
 ):
-    """Two real `flask worker --burst` processes drain the same outbox at once (SKIP LOCKED)."""
+    """Two real `flask worker` processes drain the same outbox at once (SKIP LOCKED). Both are
+    listening before the emails are queued, so the test does not depend on how fast a process
+    starts on a loaded machine."""
+    import signal
+
+    from rq import Worker
+
+    from tests.conftest import spawn_worker
+
     app.config["MAIL_URL"] = smtp.url
-    smtp.delay = 0.01  # ~12 s for the lot: the second worker is up long before the first is done
-    with in_app(app):
-        ids = [_queue_plain(to=f"client{n}@example.com") for n in range(1200)]
-        commit()
-    queue = Queue(QUEUE_NAME, connection=Redis.from_url(redis_url))
-    queue.enqueue(drain_outbox)  # a second job, so both workers have one to run
-    env = worker_env(app, database_url, redis_url, smtp.url)
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--burst"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        for _ in range(2)
-    ]
-    outputs = [w.communicate(timeout=120)[0].decode() for w in workers]
-    assert [w.returncode for w in workers] == [0, 0], outputs
-    messages = smtp.wait_for(1200)
+    smtp.delay = 0.004  # ~5 s for the lot
+    redis = Redis.from_url(redis_url)
+    workers = [spawn_worker(app, database_url, redis_url, smtp.url) for _ in range(2)]
+    try:
+        deadline = time.monotonic() + 60
+        while len(Worker.all(connection=redis)) < 2:
+            assert time.monotonic() < deadline, "the workers did not start"
+            assert all(w.poll() is None for w in workers), [w.communicate()[0] for w in workers]
+            time.sleep(0.2)
+        with in_app(app):
+            ids = [_queue_plain(to=f"client{n}@example.com") for n in range(1200)]
+            commit()  # one delivery job
+        Queue(QUEUE_NAME, connection=redis).enqueue(drain_outbox)  # a second, so both have one
+        messages = smtp.wait_for(1200)
+    finally:
+        for worker in workers:
+            os.killpg(worker.pid, signal.SIGTERM)  # warm shutdown, scheduler child included
+        outputs = [w.communicate(timeout=60)[0].decode() for w in workers]
     addresses = [m["To"] for m in messages]
     assert len(addresses) == 1200 and len(set(addresses)) == 1200  # none lost, none twice
-    assert len(set(smtp.connections)) >= 2  # both workers sent some
+    assert len(set(smtp.connections)) >= 2, outputs  # both workers sent some
     with in_app(app) as session:
         states = session.scalars(select(OutboxEmail.state).where(OutboxEmail.id.in_(ids))).all()
         assert set(states) == {"sent"}
