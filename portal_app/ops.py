@@ -3,8 +3,8 @@
 ``/healthz`` answers from the process alone (is it serving?); ``/readyz`` asks PostgreSQL and
 Redis, each within a second, and names the one that failed (should it get traffic?); ``/metrics``
 is the Prometheus text format behind ``METRICS_TOKEN``. None of them touches a session, a CSRF
-token or a rate limit, and gunicorn's access log leaves them out (``redact.QuietProbes``), so a
-load balancer polling every few seconds does not drown the log.
+token or a rate limit, and the logs leave them out (``redact.PROBE_PATHS``), so a load balancer
+polling every few seconds does not drown them.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request
 from portal_app.extensions import db, limiter
 
 bp = Blueprint("ops", __name__)
-PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 CHECK_SECONDS = 1.0
 _checks = ThreadPoolExecutor(max_workers=4, thread_name_prefix="readyz")
 

@@ -43,7 +43,8 @@ class RedactTokens(logging.Filter):
         return True
 
 
-PROBE_PATHS = ("/healthz", "/readyz", "/metrics")
+# the load-balancer probes and the Prometheus scrape (portal_app/ops.py), counted but never logged
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class QuietProbes(logging.Filter):

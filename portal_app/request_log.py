@@ -23,11 +23,10 @@ from flask import Flask, g, request
 from flask.wrappers import Response
 
 from portal_app import metrics
-from portal_app.redact import redact
+from portal_app.redact import PROBE_PATHS, redact
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 request_log = logging.getLogger("portico.request")
 job_log = logging.getLogger("portico.job")
@@ -105,7 +104,7 @@ def init_app(app: Flask) -> None:
         metrics.LATENCY.labels(endpoint).observe(elapsed)
         if response.status_code == 429:
             metrics.RATE_LIMITED.labels(endpoint).inc()
-        if json_lines and request.path not in PROBES:
+        if json_lines and request.path not in PROBE_PATHS:
             request_log.info(
                 json.dumps(
                     {

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from portal_app import metrics
 from portal_app.downloads import file_download
 from portal_app.extensions import db
-from portal_app.files import Spooled, TooLarge
+from portal_app.files import TooLarge
 from portal_app.jobs import defer
 from portal_app.jobs.inbound import ingest_stored
 from portal_app.models import Document, Firm, InboundMessage, Message, MessageAttachment, Note, Thread
@@ -166,19 +166,12 @@ class InboundEmail(MethodView):
         request.max_content_length = inbound.MAX_RAW_BYTES + 1
         if request.mimetype not in RAW_TYPES:
             raise UnsupportedMediaType("Send the raw message with Content-Type: message/rfc822.")
-        # streamed to disk as it arrives: memory stays at one chunk, and a body over the limit,
-        # whatever its framing, is a 413 with nothing kept (R-REL-3)
-        with Spooled(inbound.RAW_AREA, ".eml") as spool:
-            try:
-                spool.write_from(request.stream, limit=inbound.MAX_RAW_BYTES)
-            except TooLarge:
-                raise FileTooLarge(too_large) from None
-            if spool.size <= inbound.INLINE_BYTES:
-                result = inbound.ingest(firm.id, spool.read_all(), via="http")
-            else:
-                result = inbound.accept_spooled(firm.id, spool, via="http")
-                if result.inbound_id is not None:
-                    defer(ingest_stored, result.inbound_id)
+        try:
+            result = inbound.receive(firm.id, request.stream, via="http")
+        except TooLarge:
+            raise FileTooLarge(too_large) from None
+        if result.inbound_id is not None:
+            defer(ingest_stored, result.inbound_id)  # a large message: a worker stores it
         commit()
         if result.status == "queued":
             return {"status": "queued", "thread_ids": []}, 202

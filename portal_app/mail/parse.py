@@ -6,7 +6,6 @@ images, nested messages, Outlook's winmail.dat (TNEF) and broken MIME, read as f
 
 from __future__ import annotations
 
-import html as html_lib
 import mimetypes
 import re
 import unicodedata
@@ -20,9 +19,8 @@ from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 from typing import Any
 
-import nh3
-
 from portal_app.mail import tnef_guard
+from portal_app.mail.html import html_to_text
 
 _MSG_ID = re.compile(r"<[^<>\s]{1,250}>")
 _SUBJECT_PREFIX = re.compile(r"^\s*(?:re|aw|fwd?|wg|fw|sv|antw|tr)\s*(?:\[\d+\])?\s*:\s*", re.I)
@@ -384,96 +382,3 @@ MAX_NAME_BYTES = 255  # what file systems and the SPEC allow: bytes, not charact
 def _cut_utf8(value: str, limit: int) -> str:
     """The longest start of ``value`` that is at most ``limit`` bytes in UTF-8, whole characters."""
     return value.encode()[:limit].decode("utf-8", errors="ignore")
-
-
-# --- HTML for staff's eyes -----------------------------------------------------------------------
-
-_ALLOWED_TAGS = {
-    "a",
-    "abbr",
-    "b",
-    "blockquote",
-    "br",
-    "caption",
-    "center",
-    "code",
-    "col",
-    "colgroup",
-    "dd",
-    "del",
-    "div",
-    "dl",
-    "dt",
-    "em",
-    "font",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "hr",
-    "i",
-    "img",
-    "ins",
-    "li",
-    "ol",
-    "p",
-    "pre",
-    "q",
-    "s",
-    "small",
-    "span",
-    "strike",
-    "strong",
-    "sub",
-    "sup",
-    "table",
-    "tbody",
-    "td",
-    "tfoot",
-    "th",
-    "thead",
-    "tr",
-    "u",
-    "ul",
-}
-_ALLOWED_ATTRIBUTES = {
-    "a": {"href", "title"},
-    "img": {"src", "alt", "width", "height"},
-    "td": {"colspan", "rowspan", "align", "valign"},
-    "th": {"colspan", "rowspan", "align", "valign"},
-    "table": {"border", "cellpadding", "cellspacing", "width"},
-    "font": {"color"},
-    "*": {"dir", "lang"},
-}
-
-
-def _keep_attribute(tag: str, attribute: str, value: str) -> str | None:
-    # no remote loads: an image may only point at a part of the message itself
-    if tag == "img" and attribute == "src" and not value.lower().startswith("cid:"):
-        return None
-    return value
-
-
-def sanitise_html(value: str) -> str:
-    """No scripts, no event handlers, no styles, no remote images; links open nothing by
-    themselves (nh3, the Rust ammonia sanitiser)."""
-    if not value:
-        return ""
-    return nh3.clean(
-        value,
-        tags=_ALLOWED_TAGS,
-        attributes=_ALLOWED_ATTRIBUTES,
-        url_schemes={"http", "https", "mailto", "cid"},
-        link_rel="noopener noreferrer nofollow",
-        strip_comments=True,
-        attribute_filter=_keep_attribute,
-    )
-
-
-def html_to_text(value: str) -> str:
-    text = re.sub(r"(?i)<br\s*/?>|</p>|</div>|</tr>|</li>", "\n", value)
-    text = nh3.clean(text, tags=set())
-    text = html_lib.unescape(text)
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(line.strip() for line in text.splitlines())).strip()

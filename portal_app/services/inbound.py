@@ -21,7 +21,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from portal_app import sealed
 from portal_app.extensions import db
 from portal_app.files import Spooled, blob_path, store_blob
-from portal_app.mail.parse import Parsed, parse, parse_headers, sanitise_html, subject_key
+from portal_app.mail.html import sanitise_html
+from portal_app.mail.parse import Parsed, parse, parse_headers, subject_key
 from portal_app.models import (
     Account,
     ContactEmail,
@@ -121,6 +122,18 @@ def ingest(firm_id: int, raw: bytes, *, via: str) -> Ingested:
         return Ingested("duplicate")
     store_blob(RAW_AREA, raw, ".eml")
     return _store(parse(raw), targets, inbound_id)
+
+
+def receive(firm_id: int, stream: Any, *, via: str) -> Ingested:
+    """A message as it arrives (the endpoint's request body), streamed to disk: memory stays at
+    one chunk, and a body over MAX_RAW_BYTES, whatever its framing, raises ``TooLarge`` with
+    nothing kept (R-REL-3). Up to INLINE_BYTES it is stored now; a larger one is recorded and
+    ``queued`` for a worker (``inbound_id`` says which)."""
+    with Spooled(RAW_AREA, ".eml") as spool:
+        spool.write_from(stream, limit=MAX_RAW_BYTES)
+        if spool.size <= INLINE_BYTES:
+            return ingest(firm_id, spool.read_all(), via=via)
+        return accept_spooled(firm_id, spool, via=via)
 
 
 def accept_spooled(firm_id: int, spool: Spooled, *, via: str) -> Ingested:
