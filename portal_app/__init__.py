@@ -23,8 +23,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     register_json(app)
     register_proxy(app)
     register_extensions(app)
+    register_work(app)
     register_blueprints(app)
     register_cli(app)
+    register_unit_of_work(app)
     return app
 
 
@@ -67,18 +69,24 @@ def register_extensions(app: Flask) -> None:
     i18n.init_app(app)
     redact.init_app()
     auth.init_app(app)
-    db_events.init_app(app)
+    db_events.init_app()
     headers.init_app(app)
     request_log.init_app(app)
 
 
+def register_work(app: Flask) -> None:
+    """The named jobs, staff-job kinds and email contexts this app (web or worker) can run."""
+    from portal_app.jobs import catalogue
+
+    catalogue.install(app)
+
+
 def register_blueprints(app: Flask) -> None:
-    from portal_app import dev, errors, ops
-    from portal_app.portal import bp as portal_bp
+    from portal_app import dev, errors, ops, portal
 
     errors.init_app(app)
     app.register_blueprint(ops.bp)
-    app.register_blueprint(portal_bp)
+    app.register_blueprint(portal.register_routes())
     if app.config["DEVELOPMENT"]:
         app.register_blueprint(dev.bp)
 
@@ -91,3 +99,9 @@ def register_cli(app: Flask) -> None:
     from portal_app.cli import register_commands
 
     register_commands(app)
+
+
+def register_unit_of_work(app: Flask) -> None:
+    from portal_app import transaction
+
+    transaction.init_app(app)

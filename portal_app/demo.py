@@ -11,7 +11,6 @@ from flask import current_app
 from sqlalchemy import select
 
 from portal_app.extensions import db
-from portal_app.jobs import dispatch_ready_jobs
 from portal_app.mail.transport import dev_mail_dir
 from portal_app.models import (
     Account,
@@ -24,6 +23,7 @@ from portal_app.models import (
     utcnow,
 )
 from portal_app.passwords import hash_password
+from portal_app.queue import dispatch_ready_jobs
 from portal_app.services import accounts, contacts, invitations, links, settings, todos
 from portal_app.services.audit import Actor
 from portal_app.services.staff import create_firm, create_staff_user, issue_api_token

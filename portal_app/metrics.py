@@ -103,10 +103,10 @@ class ScrapeTimeCollector(Collector):
         from rq import Queue
         from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-        from portal_app.jobs import QUEUE_NAME
+        from portal_app.queue import QUEUE_NAME
 
         with self.app.app_context():
-            from portal_app.jobs import get_redis
+            from portal_app.queue import get_redis
 
             redis = get_redis()
             queue = Queue(QUEUE_NAME, connection=redis)

@@ -255,7 +255,7 @@ def spawn_worker(
 def run_worker(app: Flask) -> None:
     """Drain the rq queue with the production worker class (no fork), each job in the app's context."""
     from portal_app.cli.jobs import AppWorker
-    from portal_app.jobs import get_queue
+    from portal_app.queue import get_queue
 
     with app.app_context():
         queue = get_queue()

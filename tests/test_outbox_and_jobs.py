@@ -15,10 +15,10 @@ from rq import Queue
 from sqlalchemy import select, update
 
 from portal_app.extensions import db
-from portal_app.jobs import QUEUE_NAME
 from portal_app.jobs.mail import deliver_outbox_email, drain_outbox, sweep_outbox
 from portal_app.mail.outbox import outbox_row, queue_email
 from portal_app.models import OutboxEmail, utcnow
+from portal_app.queue import QUEUE_NAME
 from portal_app.transaction import commit
 from tests.conftest import free_port, in_app, run_worker, worker_env
 

@@ -12,7 +12,7 @@ from rq import Queue, SimpleWorker
 from rq.job import Job
 
 from portal_app.extensions import db
-from portal_app.jobs import QUEUE_NAME, get_redis
+from portal_app.queue import QUEUE_NAME, get_redis
 
 outbox_cli = AppGroup("outbox", help="The email outbox.")
 

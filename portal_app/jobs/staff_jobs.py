@@ -12,20 +12,23 @@ from the cursor.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
-from rq import Retry
+from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
 from portal_app.extensions import db
-from portal_app.jobs import defer
 from portal_app.models import InboxItem, Job, utcnow
+from portal_app.services.staff_jobs import enqueue_job
 from portal_app.transaction import commit
 
 log = logging.getLogger(__name__)
+Item = TypeVar("Item")
+Outcome = TypeVar("Outcome")
 
 # A running job whose heartbeat is older than this lost its worker: the sweep runs it again.
 STALE_JOB = timedelta(minutes=2)
@@ -43,21 +46,61 @@ class JobKind:
     report_kind: str  # the Inbox+ item's kind
 
 
-KINDS: dict[str, JobKind] = {}
+class _DryRun(Exception):
+    """Ends a dry run's savepoint: its changes go, what it reported stays."""
 
 
-def register_kind(name: str, kind: JobKind) -> None:
-    KINDS[name] = kind
+def in_savepoint(job: Job, work: Callable[[], Outcome]) -> Outcome:
+    """Run ``work`` in a savepoint: kept, or rolled back when the job is a dry run. Bulk updates
+    and imports check the same way: they do the real work and take it back, so a dry run
+    reports exactly what the job would do (what must outlive the rollback goes on the job row)."""
+    result: Outcome | None = None
+    try:
+        with db.session.begin_nested():
+            result = work()
+            if job.params.get("dry_run"):
+                raise _DryRun
+    except _DryRun:
+        pass
+    assert result is not None
+    return result
 
 
-def enqueue_job(job_id: int) -> None:
-    """Run the job after this transaction commits."""
-    defer(run_job, job_id, retry=Retry(max=3, interval=[10, 60, 300]))
+def batch_then_each(
+    job: Job,
+    items: Sequence[Item],
+    apply: Callable[[list[Item]], Outcome],
+    *,
+    failed: Callable[[Item, DBAPIError], Outcome],
+    add: Callable[[Outcome, Outcome], None],
+) -> Outcome:
+    """One batch with set-based statements; if one item breaks it (a constraint, a deadlock),
+    each item on its own, all or nothing, so the others still go in (``failed`` reports it)."""
+    try:
+        return in_savepoint(job, lambda: apply(list(items)))
+    except DBAPIError:
+        log.warning("job %s: batch at %s failed; item by item", job.id, job.cursor, exc_info=True)
+    total: Outcome | None = None
+    for item in items:
+        try:
+            one = in_savepoint(job, lambda item=item: apply([item]))  # type: ignore[misc]
+        except DBAPIError as exc:
+            one = failed(item, exc)
+        if total is None:
+            total = one
+        else:
+            add(total, one)
+    assert total is not None
+    return total
+
+
+def _kinds() -> dict[str, JobKind]:
+    # The table the factory installs (portal_app.jobs.catalogue): the same in web and worker.
+    return current_app.extensions["portico.job_kinds"]
 
 
 def run_job(job_id: int) -> str:
     """Work through a job until it is done; return its state ("busy" if another worker has it)."""
-    _load_kinds()
     try:
         while True:
             job = db.session.scalar(select(Job).where(Job.id == job_id).with_for_update(skip_locked=True))
@@ -68,7 +111,7 @@ def run_job(job_id: int) -> str:
                 state = job.state
                 commit()
                 return state
-            kind = KINDS[job.kind]
+            kind = _kinds()[job.kind]
             if job.state == "queued":
                 kind.start(job)
                 job.state, job.started_at = "running", utcnow()
@@ -89,18 +132,13 @@ def run_job(job_id: int) -> str:
         return "failed"
 
 
-def _load_kinds() -> None:
-    # The kinds register themselves when imported.
-    from portal_app.jobs import bulk, imports  # noqa: F401
-
-
 def _fail(job_id: int, error: str) -> None:
     job = db.session.get(Job, job_id)
     if job is None or job.state in ("done", "failed"):
         return
     job.state, job.finished_at = "failed", utcnow()
     job.result = {**(job.result or {}), "failure": error[:500]}
-    _report_to_inbox(job, KINDS.get(job.kind))
+    _report_to_inbox(job, _kinds().get(job.kind))
     commit()
 
 

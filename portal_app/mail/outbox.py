@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from email.utils import formataddr, formatdate, make_msgid, parseaddr
 from typing import Any
 
@@ -13,9 +14,9 @@ from sqlalchemy import select
 
 from portal_app.extensions import db
 from portal_app.i18n import DEFAULT_LANGUAGE, email_locale, known_language
-from portal_app.jobs import defer_once
 from portal_app.mail.mime import RenderedEmail, address_value, build_alternative, header_value
 from portal_app.models import Firm, OutboxEmail
+from portal_app.queue import defer_once
 
 # Seconds between delivery attempts of one row (the sweep re-enqueues rows whose turn has come).
 RETRY_INTERVALS = [30, 120, 600, 1800]
@@ -24,25 +25,24 @@ RETRY_INTERVALS = [30, 120, 600, 1800]
 # so that out-of-office replies do not answer it.
 PERSONAL_KINDS = frozenset({"plain", "reply"})
 
-# Per-template builders that add context only the job may hold (e.g. a freshly minted link).
+# A template's builder adds context only the job may hold (e.g. a freshly minted link), or says
+# None: the email must no longer go. Its loader reads what a batch's builders need in a few
+# queries, not one per row, and returns the rows it loaded, which the caller holds (the
+# session's identity map is weak).
 ContextBuilder = Callable[[OutboxEmail], dict[str, Any] | None]
-# Per-template loaders that read what a batch's builders need in a few queries, not one per row;
-# they return the rows they loaded, which the caller holds (the session's identity map is weak).
 Prefetcher = Callable[[list[OutboxEmail]], list[Any]]
-CONTEXT_BUILDERS: dict[str, ContextBuilder] = {}
-PREFETCHERS: dict[str, Prefetcher] = {}
+DRAIN_JOB = "drain_outbox"
 
 
-def register_context_builder(
-    template: str, *, prefetch: Prefetcher | None = None
-) -> Callable[[ContextBuilder], ContextBuilder]:
-    def decorate(func: ContextBuilder) -> ContextBuilder:
-        CONTEXT_BUILDERS[template] = func
-        if prefetch is not None:
-            PREFETCHERS[template] = prefetch
-        return func
+@dataclass(frozen=True)
+class EmailContext:
+    build: ContextBuilder
+    prefetch: Prefetcher | None = None
 
-    return decorate
+
+def _email_contexts() -> dict[str, EmailContext]:
+    # The table the factory installs (portal_app.jobs.catalogue): the same in web and worker.
+    return current_app.extensions["portico.email_contexts"]
 
 
 def queue_email(row: OutboxEmail) -> OutboxEmail:
@@ -87,9 +87,7 @@ def outbox_row(
 def enqueue_delivery() -> None:
     """After this transaction commits, a delivery job drains every due outbox row (one job per
     transaction, however many rows it wrote)."""
-    from portal_app.jobs.mail import drain_outbox
-
-    defer_once(drain_outbox, retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS))
+    defer_once(DRAIN_JOB, retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS))
 
 
 def prefetch_for(rows: Iterable[OutboxEmail]) -> list[Any]:
@@ -103,19 +101,20 @@ def prefetch_for(rows: Iterable[OutboxEmail]) -> list[Any]:
     by_template: dict[str, list[OutboxEmail]] = {}
     for row in rows:
         by_template.setdefault(row.template, []).append(row)
+    contexts = _email_contexts()
     for template, group in by_template.items():
-        loader = PREFETCHERS.get(template)
-        if loader is not None:
-            loaded.extend(loader(group))
+        entry = contexts.get(template)
+        if entry is not None and entry.prefetch is not None:
+            loaded.extend(entry.prefetch(group))
     return loaded
 
 
 def render_message(row: OutboxEmail) -> RenderedEmail | None:
     """Render the row into the bytes to send, or None when it must no longer be sent."""
     context: dict[str, Any] = dict(row.context)
-    builder = CONTEXT_BUILDERS.get(row.template)
-    if builder is not None:
-        extra = builder(row)
+    entry = _email_contexts().get(row.template)
+    if entry is not None:
+        extra = entry.build(row)
         if extra is None:
             return None
         context.update(extra)
