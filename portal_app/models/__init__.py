@@ -2,7 +2,10 @@
 
 from portal_app.models.accounts import (
     ACCOUNT_TYPES,
+    BULK_FLAGS,
+    IMPORT_FLAGS,
     NOTIFICATION_CATEGORIES,
+    SETTING_FLAGS,
     Account,
     AccountContact,
     AccountTag,
@@ -31,7 +34,10 @@ from portal_app.orm import utcnow
 
 __all__ = [
     "ACCOUNT_TYPES",
+    "BULK_FLAGS",
+    "IMPORT_FLAGS",
     "NOTIFICATION_CATEGORIES",
+    "SETTING_FLAGS",
     "STAFF_ROLES",
     "TODO_ACTIONS",
     "TODO_STATES",

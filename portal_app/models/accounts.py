@@ -6,12 +6,14 @@ from datetime import datetime
 
 from sqlalchemy import (
     CheckConstraint,
+    ColumnElement,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
     String,
     Text,
     UniqueConstraint,
+    and_,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -20,6 +22,11 @@ from portal_app.extensions import db
 from portal_app.orm import BigId, UTCDateTime, utcnow
 
 ACCOUNT_TYPES = ("individual", "company")
+# The yes/no settings of one contact email on one account, declared once: what the settings PATCH
+# may change, what the bulk update switches (R-BLK-1) and what an import row may set (R-IMP-2).
+SETTING_FLAGS = ("login", "notify", "email_sync", "auto_save_attachments", "signatory")
+BULK_FLAGS = ("login", "notify", "email_sync")
+IMPORT_FLAGS = ("login", "notify", "email_sync", "signatory")
 
 NOTIFICATION_CATEGORIES = (
     "documents_upload",
@@ -239,3 +246,9 @@ class ContactSettings(db.Model):
     contact: Mapped[Contact] = relationship(
         primaryjoin="foreign(ContactSettings.contact_id) == Contact.id", viewonly=True
     )
+
+    @classmethod
+    def lets_in(cls, email_id: int) -> ColumnElement[bool]:
+        """The rows whose account this email's portal user may see: login on (R-POR-3, R-LOG-7).
+        Every query of what a client may see or do goes through it."""
+        return and_(cls.email_id == email_id, cls.login.is_(True))

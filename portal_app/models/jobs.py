@@ -37,6 +37,9 @@ class Job(db.Model):
     params: Mapped[dict] = mapped_column(db.JSON, default=dict)
     # The ids the job works through, resolved when it starts (a filter is resolved then).
     targets: Mapped[list | None] = mapped_column(db.JSON)
+    # A dry run rolls each batch back; what those batches created (accounts, contact emails, by
+    # the names the import matches on) is kept here, so later batches count as a real run would.
+    dry_run_seen: Mapped[list | None] = mapped_column(db.JSON)
     cursor: Mapped[int] = mapped_column(default=0)
     progress_total: Mapped[int] = mapped_column(default=0)
     result: Mapped[dict] = mapped_column(db.JSON, default=dict)

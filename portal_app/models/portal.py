@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, ForeignKeyConstraint, Index, String, Text
+from sqlalchemy import (
+    CheckConstraint,
+    ColumnElement,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    String,
+    Text,
+    and_,
+)
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal_app.extensions import db
@@ -40,9 +50,19 @@ class PortalUser(MfaColumns, db.Model):
     is_authenticated = True
     is_anonymous = False
 
+    @hybrid_property
+    def is_activated(self) -> bool:
+        """Activated: the client chose a password (staff resetting the login clears both)."""
+        return self.activated_at is not None and self.password_hash is not None
+
+    @is_activated.inplace.expression
+    @classmethod
+    def _is_activated_expression(cls) -> ColumnElement[bool]:
+        return and_(cls.activated_at.is_not(None), cls.password_hash.is_not(None))
+
     @property
     def is_active(self) -> bool:
-        return self.activated_at is not None and self.password_hash is not None
+        return self.is_activated  # Flask-Login's word for it
 
     def get_id(self) -> str:
         return f"portal:{self.session_token}"
@@ -96,3 +116,25 @@ class Invitation(db.Model):
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_reason: Mapped[str | None] = mapped_column(String(32))
+
+    @hybrid_property
+    def is_outstanding(self) -> bool:
+        """Neither used nor withdrawn (an expired one is still outstanding: it can be revoked)."""
+        return self.accepted_at is None and self.revoked_at is None
+
+    @is_outstanding.inplace.expression
+    @classmethod
+    def _is_outstanding_expression(cls) -> ColumnElement[bool]:
+        return and_(cls.accepted_at.is_(None), cls.revoked_at.is_(None))
+
+    @hybrid_property
+    def is_live(self) -> bool:
+        """Outstanding and not expired: its link works. An invitation is live from the moment
+        it is created (it gets its ``expires_at`` then; sending restarts the clock). One rule for
+        every reader: a row without ``expires_at`` is not live."""
+        return self.is_outstanding and self.expires_at is not None and self.expires_at > utcnow()
+
+    @is_live.inplace.expression
+    @classmethod
+    def _is_live_expression(cls) -> ColumnElement[bool]:
+        return and_(cls.is_outstanding, cls.expires_at > utcnow())

@@ -1,9 +1,21 @@
-"""The client portal: activation, login, password reset and the home page (R-LOG-*)."""
+"""The client portal, one module per thing a client does: ``sign_in`` (password, code, sign
+out), ``links`` (activation, a new invitation, the password reset), ``accounts`` (the home page,
+the switcher, unsubscribing), ``todo_views`` (sign, approve, mark done), ``profile`` (settings,
+password, two factors). ``base`` is what every page shares.
+
+The views hold forms, pages and the Flask session; the rules they apply are services. The
+request commits once, at the end (``portal_app.transaction``).
+"""
 
 from __future__ import annotations
 
 from flask import Blueprint
 
-bp = Blueprint("portal", __name__)
 
-from portal_app.portal import mfa_views, todo_views, views  # noqa: E402,F401  (registers the routes)
+def register_routes() -> Blueprint:
+    """The blueprint with every portal route: importing the view modules adds them (their
+    decorators), from the factory; ``base`` holds the blueprint itself."""
+    from portal_app.portal import accounts, links, profile, sign_in, todo_views  # noqa: F401
+    from portal_app.portal.base import bp
+
+    return bp

@@ -12,13 +12,12 @@ from portal_app.downloads import file_download
 from portal_app.extensions import db
 from portal_app.files import blob_path
 from portal_app.models import Contact, PortalUser
-from portal_app.portal import bp
+from portal_app.portal.accounts import account_or_404, render_account
+from portal_app.portal.base import bp, client_page, refuse_expired_form
 from portal_app.portal.forms import ConfirmForm
-from portal_app.portal.views import _account_or_404, _needs_login, _render_account, portal_user
 from portal_app.services import todos
 from portal_app.services.documents import AREA
 from portal_app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from portal_app.transaction import commit
 
 
 def _signer_name(user: PortalUser) -> str:
@@ -34,12 +33,10 @@ def _client_todo(user: PortalUser, account_id: int, todo_id: int) -> todos.Clien
 
 
 @bp.get("/portal/a/<int:account_id>/todos/<int:todo_id>/sign")
-def sign_todo(account_id: int, todo_id: int) -> Any:
+@client_page
+def sign_todo(user: PortalUser, account_id: int, todo_id: int) -> Any:
     """The signing step: the documents to read, "I, <name>, sign …" and a button."""
-    user = portal_user()
-    if user is None:
-        return _needs_login()
-    accounts, current = _account_or_404(user, account_id)
+    accounts, current = account_or_404(user, account_id)
     view = _client_todo(user, current.id, todo_id)
     if view.todo.state != "open":
         return redirect(
@@ -64,14 +61,12 @@ def sign_todo(account_id: int, todo_id: int) -> Any:
 
 
 @bp.get("/portal/a/<int:account_id>/todos/<int:todo_id>/documents/<int:document_id>")
-def todo_document(account_id: int, todo_id: int, document_id: int) -> Any:
+@client_page
+def todo_document(user: PortalUser, account_id: int, todo_id: int, document_id: int) -> Any:
     """A document the to-do asks the client to read; only that to-do's, on an account the client
     may see (404 otherwise). A PDF or an image opens in the browser's own viewer, sandboxed;
     anything else downloads."""
-    user = portal_user()
-    if user is None:
-        return _needs_login()
-    _accounts, current = _account_or_404(user, account_id)
+    _accounts, current = account_or_404(user, account_id)
     view = _client_todo(user, current.id, todo_id)
     try:
         document = todos.todo_document(view.todo, document_id)
@@ -86,16 +81,14 @@ def todo_document(account_id: int, todo_id: int, document_id: int) -> Any:
 
 
 @bp.post("/portal/a/<int:account_id>/todos/<int:todo_id>/<any(sign, approve, done):action>")
-def complete_todo(account_id: int, todo_id: int, action: str) -> Any:
+@client_page
+def complete_todo(user: PortalUser, account_id: int, todo_id: int, action: str) -> Any:
     """Sign, approve or mark done (R-POR-6); signing needs ``signatory`` (R-SIG-1: 403, and
     nothing changes) and the confirmation step."""
-    user = portal_user()
-    if user is None:
-        return _needs_login()
     form = ConfirmForm()
     if not form.validate_on_submit():
-        abort(400, _("This form has expired. Please reload the page and try again."))
-    accounts, current = _account_or_404(user, account_id)
+        refuse_expired_form()
+    accounts, current = account_or_404(user, account_id)
     view = _client_todo(user, current.id, todo_id)
     if action == "sign" and view.action == "sign" and view.allowed and request.form.get("confirm") != "yes":
         return redirect(url_for("portal.sign_todo", account_id=current.id, todo_id=todo_id), code=303)
@@ -110,9 +103,8 @@ def complete_todo(account_id: int, todo_id: int, action: str) -> Any:
     except Conflict:
         db.session.rollback()
         return redirect(url_for("portal.account_home", account_id=current.id, completed=todo_id), code=303)
-    commit()
     if request.headers.get("HX-Request"):
-        response = _render_account(user, accounts, current, completed=todo)
+        response = render_account(user, accounts, current, completed=todo)
         response.headers["HX-Push-Url"] = url_for("portal.account_home", account_id=current.id)
         return response
     return redirect(url_for("portal.account_home", account_id=current.id, completed=todo.id), code=303)

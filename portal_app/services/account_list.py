@@ -38,8 +38,7 @@ def _activated_exists(account_id: AccountIdCol = Account.id) -> ColumnElement[bo
         ContactSettings.account_id == account_id,
         ContactSettings.login.is_(True),
         PortalUser.email_id == ContactSettings.email_id,
-        PortalUser.activated_at.is_not(None),
-        PortalUser.password_hash.is_not(None),
+        PortalUser.is_activated,
     )
 
 
@@ -55,8 +54,7 @@ def _status_level(account_id: AccountIdCol) -> ColumnElement[int]:
         select(func.count())
         .where(
             PortalUser.email_id == ContactSettings.email_id,
-            PortalUser.activated_at.is_not(None),
-            PortalUser.password_hash.is_not(None),
+            PortalUser.is_activated,
         )
         .correlate(ContactSettings)
         .scalar_subquery()

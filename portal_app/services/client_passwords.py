@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from portal_app import tokens
 from portal_app.extensions import db
-from portal_app.mail.outbox import absolute_url, firm_name, outbox_row, queue_email, register_context_builder
+from portal_app.mail.outbox import absolute_url, firm_name, outbox_row, queue_email
 from portal_app.models import ContactEmail, OutboxEmail, PortalUser, new_session_token
 from portal_app.passwords import hash_password, password_problems
 from portal_app.services.errors import ValidationFailed
@@ -52,8 +52,7 @@ def queue_password_reset(user: PortalUser) -> OutboxEmail:
     )
 
 
-@register_context_builder("password_reset")
-def _password_reset_link(row: OutboxEmail) -> dict[str, Any] | None:
+def password_reset_context(row: OutboxEmail) -> dict[str, Any] | None:
     user = db.session.get(PortalUser, row.context.get("portal_user_id"))
     if user is None or not user.is_active:
         return None
@@ -96,7 +95,7 @@ def portal_user_for_address(address: str) -> PortalUser | None:
     return db.session.scalar(
         select(PortalUser)
         .join(ContactEmail, ContactEmail.id == PortalUser.email_id)
-        .where(ContactEmail.address == address, PortalUser.activated_at.is_not(None))
+        .where(ContactEmail.address == address, PortalUser.is_activated)
         .order_by(PortalUser.id)
         .limit(1)
     )

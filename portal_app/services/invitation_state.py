@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from portal_app.extensions import db
-from portal_app.models import Invitation, OutboxEmail, PortalUser, utcnow
+from portal_app.models import Invitation, OutboxEmail, PortalUser
 
 
 def latest_delivery(invitation_ids: list[int]) -> dict[int, OutboxEmail]:
@@ -28,8 +28,7 @@ def invitation_states(account_id: int, email_ids: list[int]) -> dict[int, dict[s
         db.session.scalars(
             select(PortalUser.email_id).where(
                 PortalUser.email_id.in_(email_ids),
-                PortalUser.activated_at.is_not(None),
-                PortalUser.password_hash.is_not(None),
+                PortalUser.is_activated,
             )
         )
     )
@@ -50,7 +49,6 @@ def invitation_states(account_id: int, email_ids: list[int]) -> dict[int, dict[s
         if inv.accepted_at is None or inv.email_id in activated
     }  # the newest wins
     deliveries = latest_delivery([inv.id for inv in latest.values()])
-    now = utcnow()
     states: dict[int, dict[str, Any]] = {}
     for email_id in email_ids:
         invitation = latest.get(email_id)
@@ -60,7 +58,7 @@ def invitation_states(account_id: int, email_ids: list[int]) -> dict[int, dict[s
             state = "activated"
         elif invitation is None:
             state = "not_invited"
-        elif expires_at is not None and expires_at <= now:
+        elif not invitation.is_live and invitation.accepted_at is None:
             state = "expired"
         else:
             state = "invited"

@@ -20,21 +20,17 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import pyotp
 import segno
-from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
-from portal_app import sealed, tokens
+from portal_app import sealed
 from portal_app.extensions import db
-from portal_app.mail.outbox import outbox_row, queue_email, register_context_builder
 from portal_app.models import (
     ContactSettings,
-    EmailCode,
     Firm,
     OutboxEmail,
     PortalUser,
@@ -43,6 +39,7 @@ from portal_app.models import (
     utcnow,
 )
 from portal_app.passwords import verify_password
+from portal_app.services import mfa_email
 from portal_app.services.audit import Actor
 from portal_app.services.errors import Conflict, ValidationFailed
 
@@ -51,8 +48,6 @@ User = StaffUser | PortalUser
 ISSUER_FALLBACK = "Portico"
 INTERVAL = 30
 RECOVERY_CODE_COUNT = 10
-EMAIL_CODE_MINUTES = 10
-CHALLENGE_SECONDS = 300  # the staff API's mfa_token, and the portal's pending sign-in
 _ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read aloud and typed by people
 
 
@@ -163,13 +158,13 @@ def begin_email(user: PortalUser) -> OutboxEmail:
     """Clients only: email a code to confirm that codes by email reach them."""
     if enrolled(user):
         raise Conflict("Two-factor sign-in is already on.", code="mfa_enabled")
-    return send_email_code(user, purpose="enrol")
+    return mfa_email.send_email_code(user, purpose="enrol")
 
 
 def confirm_email(user: PortalUser, code: str) -> list[str]:
     if enrolled(user):
         raise Conflict("Two-factor sign-in is already on.", code="mfa_enabled")
-    if not _accept_email_code(user, code, purpose="enrol"):
+    if not mfa_email.accept_email_code(user, code, purpose="enrol"):
         raise ValidationFailed(
             "That code is not right or has expired.", fields={"code": ["Not valid."]}, code="invalid_code"
         )
@@ -250,25 +245,6 @@ def _accept_recovery(user: User, code: str) -> bool:
     return used == 1
 
 
-def _accept_email_code(user: PortalUser, code: str, *, purpose: str) -> bool:
-    code = re.sub(r"\s", "", code)
-    if not re.fullmatch(r"\d{6}", code):
-        return False
-    used = db.session.execute(
-        update(EmailCode)
-        .where(
-            EmailCode.portal_user_id == user.id,
-            EmailCode.purpose == purpose,
-            EmailCode.code_digest == _email_code_digest(user.id, code),
-            EmailCode.used_at.is_(None),
-            EmailCode.expires_at > utcnow(),
-        )
-        .values(used_at=utcnow())
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    return used >= 1
-
-
 def verify(user: User, code: str) -> str | None:
     """Check a sign-in code: the app's, an emailed one (clients who chose email) or a recovery
     code; each works once. Returns which kind was accepted, or None."""
@@ -282,7 +258,7 @@ def verify(user: User, code: str) -> str | None:
     if (
         user.mfa_method == "email"
         and isinstance(user, PortalUser)
-        and _accept_email_code(user, code, purpose="login")
+        and mfa_email.accept_email_code(user, code, purpose="login")
     ):
         return "email"
     if _accept_recovery(user, code):
@@ -309,59 +285,6 @@ def owns_recovery_codes(user: User, codes: list[str]) -> bool:
         )
     ).all()
     return set(found) == digests
-
-
-# --- emailed codes -------------------------------------------------------------------------------
-
-
-def _email_code_digest(user_id: int, code: str) -> str:
-    key = sealed.derived_key(current_app.config["SECRET_KEY"])
-    return hmac.new(key, f"{user_id}:{code}".encode(), hashlib.sha256).hexdigest()
-
-
-def send_email_code(user: PortalUser, *, purpose: str) -> OutboxEmail:
-    """Queue an email with a fresh code; earlier unused codes of that purpose stop working."""
-    db.session.execute(
-        update(EmailCode)
-        .where(EmailCode.portal_user_id == user.id, EmailCode.purpose == purpose, EmailCode.used_at.is_(None))
-        .values(used_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    entry = EmailCode(portal_user_id=user.id, purpose=purpose)
-    db.session.add(entry)
-    db.session.flush()
-    return _email_client(
-        user, "mfa_code", _l("Your sign-in code"), {"purpose": purpose}, email_code_id=entry.id
-    )
-
-
-def _email_client(
-    user: PortalUser, template: str, subject: Any, context: dict[str, Any], **row: Any
-) -> OutboxEmail:
-    """An email about the client's sign-in, in their language."""
-    return queue_email(
-        outbox_row(
-            firm_id=user.firm_id,
-            kind=template,
-            to_address=user.email.address,
-            subject=subject,
-            template=template,
-            context=context,
-            language=user.language,
-            **row,
-        )
-    )
-
-
-@register_context_builder("mfa_code")
-def _mint_email_code(row: OutboxEmail) -> dict[str, Any] | None:
-    entry = db.session.get(EmailCode, row.email_code_id) if row.email_code_id else None
-    if entry is None or entry.used_at is not None or entry.code_digest is not None:
-        return None  # replaced by a newer code, or already minted once
-    code = f"{secrets.randbelow(1_000_000):06d}"
-    entry.code_digest = _email_code_digest(entry.portal_user_id, code)
-    entry.expires_at = utcnow() + timedelta(minutes=EMAIL_CODE_MINUTES)
-    return {"code": code, "minutes": EMAIL_CODE_MINUTES}
 
 
 # --- turning it off, new recovery codes, staff reset ---------------------------------------------
@@ -426,7 +349,7 @@ def reset_client(settings: ContactSettings, actor: StaffUser) -> bool:
         actor=Actor("staff", actor.id, actor.email),
         address=user.email.address,
     )
-    _email_client(
+    mfa_email.email_client(
         user, "mfa_reset", _l("Your two-step sign-in was reset"), {"staff_name": actor.name or actor.email}
     )
     return True
@@ -436,38 +359,3 @@ def _new_session_token() -> str:
     from portal_app.models import new_session_token
 
     return new_session_token()
-
-
-# --- the staff API's login challenge -------------------------------------------------------------
-
-
-def issue_challenge(user: StaffUser) -> str:
-    """The ``mfa_token`` after a correct password: purpose-salted, 5 minutes, single use (only
-    the digest of its nonce is kept, and using it clears it)."""
-    nonce = tokens.new_secret()
-    user.mfa_challenge = tokens.digest(nonce)
-    return tokens.mint(tokens.MFA_LOGIN, {"u": user.id, "n": nonce})
-
-
-def challenge_user(token: str) -> StaffUser | None:
-    """The staff user a still-valid, unused ``mfa_token`` is for."""
-    try:
-        payload = tokens.read(tokens.MFA_LOGIN, token, max_age=CHALLENGE_SECONDS)
-    except Exception:  # tampered, malformed or expired
-        return None
-    user_id, nonce = payload.get("u"), payload.get("n")
-    if not isinstance(user_id, int) or not isinstance(nonce, str):
-        return None
-    user = db.session.get(StaffUser, user_id)
-    if user is None or not user.is_active or not tokens.same_digest(nonce, user.mfa_challenge):
-        return None
-    return user
-
-
-def challenge_subject(token: str) -> str:
-    """The rate-limit key of an ``mfa_token``: its user, without checking anything else."""
-    try:
-        payload = tokens.read(tokens.MFA_LOGIN, token)
-    except Exception:
-        return "mfa-user:invalid"
-    return f"mfa-user:{payload.get('u')}"

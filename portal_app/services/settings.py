@@ -14,6 +14,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from portal_app.extensions import db
 from portal_app.models import (
     NOTIFICATION_CATEGORIES,
+    SETTING_FLAGS,
     Account,
     AccountContact,
     AuditEntry,
@@ -29,7 +30,7 @@ from portal_app.services.errors import NotFound, ValidationFailed
 from portal_app.services.validation import parse_id
 from portal_app.sql import chunks, id_in, insert_rows
 
-FLAGS = ("login", "notify", "email_sync", "auto_save_attachments", "signatory")
+FLAGS = SETTING_FLAGS
 SETTING_FIELDS = (*FLAGS, "notification_preferences")
 
 
@@ -147,7 +148,6 @@ def apply_settings_change(
     invite: str = INVITE_NONE,
     message: str = "",
     language: str | None = None,
-    dry_run: bool = False,
 ) -> ChangeReport:
     """Apply one change to many settings rows with set-based statements; the single PATCH and
     the bulk update both come here (R-BLK-3).
@@ -156,7 +156,8 @@ def apply_settings_change(
     login is turned on, unless the change says otherwise (SPEC §3); login off revokes the
     outstanding invitations of that email on that account (R-LOG-7); login on for an email that
     already has an activated portal user grants access at once and says so by email instead of
-    inviting (R-LOG-6). With ``dry_run`` nothing is written and the report says what would be.
+    inviting (R-LOG-6). A dry run (the bulk update's, an import's) does it all in a savepoint
+    and rolls it back (``jobs.staff_jobs.in_savepoint``).
     """
     validate_changes(changes)
     report = ChangeReport(emails=len(rows))
@@ -196,11 +197,10 @@ def apply_settings_change(
         raise ValidationFailed(
             "Invitations go to emails with login on.", fields={"send_invitation": ["Turn login on first."]}
         )
-    if not dry_run:
-        _write(rows, diffs, actor)
+    _write(rows, diffs, actor)
     login_off = [row for row in rows if "login" in diffs.get(row.id, {}) and not final_login[row.id]]
     report.invitations_revoked = invitations.revoke_outstanding_pairs(
-        [(row.account_id, row.email_id) for row in login_off], reason="login_off", dry_run=dry_run
+        [(row.account_id, row.email_id) for row in login_off], reason="login_off"
     )
     with_login = [row for row in rows if final_login[row.id]]
     activated = invitations.activated_email_ids([row.email_id for row in with_login])
@@ -213,9 +213,8 @@ def apply_settings_change(
             to_invite = [row for row in to_invite if (row.account_id, row.email_id) not in live]
     report.access_granted, report.invitations_sent = len(grants), len(to_invite)
     report.invited = {row.id for row in to_invite}
-    if not dry_run:
-        invitations.grant_access_many(grants)
-        invitations.send_invitations(to_invite, sent_by=sent_by, message=message, language=language)
+    invitations.grant_access_many(grants)
+    invitations.send_invitations(to_invite, sent_by=sent_by, message=message, language=language)
     return report
 
 

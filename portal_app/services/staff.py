@@ -13,8 +13,9 @@ from sqlalchemy.orm import joinedload
 from portal_app.extensions import db
 from portal_app.models import ApiToken, Firm, StaffUser, utcnow
 from portal_app.passwords import MIN_LENGTH, hash_password, needs_rehash, verify_password
-from portal_app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from portal_app.services.validation import check_timezone, normalise_email, parse_id
+from portal_app.services.errors import Conflict, Forbidden, ValidationFailed
+from portal_app.services.lookup import firm_row
+from portal_app.services.validation import check_timezone, normalise_email
 
 API_TOKEN_PREFIX = "pt_"
 LAST_USED_PRECISION = timedelta(minutes=1)
@@ -132,11 +133,7 @@ def revoke_api_token(token: ApiToken) -> None:
 
 
 def get_staff_user(firm_id: int, staff_id: object) -> StaffUser:
-    key = parse_id(staff_id)
-    user = db.session.scalar(select(StaffUser).where(StaffUser.id == key, StaffUser.firm_id == firm_id))
-    if key is None or user is None:
-        raise NotFound("Staff user not found.")
-    return user
+    return firm_row(StaffUser, firm_id, staff_id, "Staff user")
 
 
 def list_api_tokens(actor: StaffUser, *, staff_id: int | None = None) -> list[ApiToken]:
@@ -160,10 +157,7 @@ def create_api_token_for(actor: StaffUser, owner: StaffUser, *, name: str) -> tu
 
 def revoke_api_token_as(actor: StaffUser, token_id: object) -> ApiToken:
     """Revoke one of the actor's tokens, or (admins) any token of the firm."""
-    key = parse_id(token_id)
-    token = db.session.scalar(select(ApiToken).where(ApiToken.id == key, ApiToken.firm_id == actor.firm_id))
-    if key is None or token is None:
-        raise NotFound("API token not found.")
+    token = firm_row(ApiToken, actor.firm_id, token_id, "API token")
     if token.staff_user_id != actor.id and not actor.is_admin:
         raise Forbidden("Only admins revoke other staff users' API tokens.")
     revoke_api_token(token)

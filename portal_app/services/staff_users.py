@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from portal_app import tokens
 from portal_app.extensions import db
-from portal_app.mail.outbox import absolute_url, outbox_row, queue_email, register_context_builder
+from portal_app.mail.outbox import absolute_url, outbox_row, queue_email
 from portal_app.models import AuditEntry, Firm, StaffUser, new_session_token
 from portal_app.passwords import MIN_LENGTH, hash_password
 from portal_app.services.errors import Conflict, Forbidden, ValidationFailed
@@ -121,8 +121,7 @@ def _password_version(user: StaffUser) -> str:
     return hashlib.sha256((user.password_hash or "unset").encode()).hexdigest()[:16]
 
 
-@register_context_builder("staff_welcome")
-def _set_password_link(row: Any) -> dict[str, Any] | None:
+def staff_welcome_context(row: Any) -> dict[str, Any] | None:
     user = db.session.get(StaffUser, row.context.get("staff_user_id"))
     if user is None or not user.is_active:
         return None

@@ -278,8 +278,7 @@ def can_sign(user: PortalUser, account_id: int) -> bool:
         db.session.scalar(
             select(ContactSettings.signatory).where(
                 ContactSettings.account_id == account_id,
-                ContactSettings.email_id == user.email_id,
-                ContactSettings.login.is_(True),
+                ContactSettings.lets_in(user.email_id),
             )
         )
     )
