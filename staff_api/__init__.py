@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask
 from flask_smorest import Api
+
+from staff_api import errors
 
 API_PREFIX = "/api/v1"
 
 
 class StaffApi(Api):
-    """flask-smorest's Api, minus its app-wide error handler: the app renders the SPEC's shape."""
+    """flask-smorest's Api, minus its app-wide error handler: each API blueprint has the SPEC's
+    (``staff_api.errors.attach``)."""
 
     def _register_error_handlers(self) -> None:
         return None
+
+    def register_blueprint(self, blp: Any, *, parameters: Any = None, **options: Any) -> None:
+        errors.attach(blp)
+        super().register_blueprint(blp, parameters=parameters, **options)
 
 
 def _use_error_schema() -> None:
@@ -29,8 +38,11 @@ def init_app(app: Flask) -> StaffApi:
         audit,
         auth,
         contacts,
+        documents,
+        firm,
         jobs,
         mail,
+        notes,
         reference,
         set_password,
         todos,
@@ -80,12 +92,15 @@ def init_app(app: Flask) -> StaffApi:
     api.register_blueprint(tokens.blp, url_prefix=f"{API_PREFIX}/api-tokens")
     api.register_blueprint(tokens.staff_blp, url_prefix=f"{API_PREFIX}/staff")
     api.register_blueprint(todos.blp, url_prefix=API_PREFIX)
-    api.register_blueprint(todos.firm_blp, url_prefix=f"{API_PREFIX}/firm")
+    api.register_blueprint(firm.blp, url_prefix=f"{API_PREFIX}/firm")
     api.register_blueprint(mail.blp, url_prefix=API_PREFIX)
+    api.register_blueprint(documents.blp, url_prefix=API_PREFIX)
+    api.register_blueprint(notes.blp, url_prefix=API_PREFIX)
     api.register_blueprint(jobs.blp, url_prefix=API_PREFIX)
     api.register_blueprint(jobs.inbox_blp, url_prefix=f"{API_PREFIX}/inbox")
     app.register_blueprint(reference.bp)
     app.register_blueprint(set_password.bp)
     auth.init_app(app)
+    errors.init_app(app, API_PREFIX)
     app.extensions["staff_api"] = api
     return api

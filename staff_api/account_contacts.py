@@ -12,7 +12,6 @@ from portal_app.services import accounts, client_passwords, contacts, invitation
 from portal_app.services.audit import Actor
 from portal_app.services.errors import Conflict
 from portal_app.services.invitation_state import invitation_states
-from portal_app.transaction import commit
 from staff_api.auth import current_staff
 from staff_api.schemas import (
     ContactSettingsListSchema,
@@ -76,7 +75,6 @@ class AccountContacts(MethodView):
         link = links.link_contact(
             account, contact, description=data["description"], signer_priority=data.get("signer_priority")
         )
-        commit()
         return link_payload(link, contact)
 
 
@@ -90,7 +88,6 @@ class AccountContactDetail(MethodView):
         account = accounts.get_account(current_staff().firm_id, account_id)
         link = links.get_link(account, contact_id)
         links.update_link(link, **data)
-        commit()
         return link_payload(link, link.contact)
 
     @blp.response(204)
@@ -100,7 +97,6 @@ class AccountContactDetail(MethodView):
         """Unlink a contact; its settings on this account go with the link."""
         account = accounts.get_account(current_staff().firm_id, account_id)
         links.unlink_contact(links.get_link(account, contact_id))
-        commit()
 
 
 @blp.route("/<account_id>/contact-settings")
@@ -151,7 +147,6 @@ class ContactSettingsDetail(MethodView):
             message=changes.pop("invitation_message", ""),
             language=changes.pop("invitation_language", None),
         )
-        commit()
         return _settings_answer(account.id, row)
 
 
@@ -176,7 +171,6 @@ class ContactInvitation(MethodView):
             message=data.get("invitation_message", ""),
             language=data.get("invitation_language"),
         )
-        commit()
         return _settings_answer(account.id, row)
 
     @blp.response(204)
@@ -186,7 +180,6 @@ class ContactInvitation(MethodView):
         """Revoke the outstanding invitation: its link stops working at once."""
         account = accounts.get_account(current_staff().firm_id, account_id)
         invitations.revoke_invitation(settings.get_settings(account, email_id))
-        commit()
 
 
 @blp.route("/<account_id>/contact-settings/<email_id>/password-reset")
@@ -202,7 +195,6 @@ class ContactPasswordReset(MethodView):
         if user is None:
             raise Conflict("This email has no activated portal login; send an invitation instead.")
         client_passwords.queue_password_reset(user)
-        commit()
 
 
 @blp.route("/<account_id>/contact-settings/<email_id>/mfa")
@@ -218,4 +210,3 @@ class ContactMfaReset(MethodView):
         row = settings.get_settings(account, email_id)
         if not mfa.reset_client(row, staff):
             raise Conflict("This client has no second factor to reset.", code="mfa_not_enabled")
-        commit()

@@ -12,7 +12,6 @@ from portal_app.models import Account
 from portal_app.services import accounts, contacts, links
 from portal_app.services.account_list import account_flags, list_accounts
 from portal_app.services.errors import Forbidden, ValidationFailed
-from portal_app.transaction import commit
 from staff_api.auth import current_staff
 from staff_api.schemas import (
     AccountCreateSchema,
@@ -107,7 +106,6 @@ class Accounts(MethodView):
         specs = data.pop("contacts", [])
         account = accounts.create_account(current_staff().firm_id, **data)
         link_new_contacts(account, specs)
-        commit()
         return account_payload(account)
 
 
@@ -126,7 +124,6 @@ class AccountDetail(MethodView):
         """Edit an account's details (company fields only on company accounts, R-ACC-1)."""
         account = accounts.get_account(current_staff().firm_id, account_id)
         accounts.update_account(account, **changes)
-        commit()
         return account_payload(account)
 
     @blp.response(204)
@@ -139,4 +136,3 @@ class AccountDetail(MethodView):
         if not staff.is_admin:
             raise Forbidden("Only admins can delete accounts.")
         accounts.delete_account(account)
-        commit()

@@ -13,15 +13,14 @@ from flask_wtf.csrf import generate_csrf
 
 from portal_app import metrics
 from portal_app.auth import start_session
-from portal_app.extensions import csrf, db, limiter
+from portal_app.extensions import csrf, limiter
 from portal_app.models import StaffUser, new_session_token
 from portal_app.rate_limits import failed_attempts
-from portal_app.services import mfa
+from portal_app.services import mfa, staff_challenge
 from portal_app.services.errors import DomainError
 from portal_app.services.staff import authenticate_staff, staff_for_api_token
-from portal_app.transaction import commit
-from staff_api.schemas import (
-    ErrorSchema,
+from staff_api.schemas import ErrorSchema
+from staff_api.staff_schemas import (
     LoginAnswerSchema,
     LoginMfaSchema,
     LoginSchema,
@@ -95,9 +94,7 @@ def authenticate_api_request() -> None:
         staff = staff_for_api_token(token.strip()) if scheme.lower() == "bearer" else None
         if staff is None:
             raise Unauthorized("The API token is missing, malformed or revoked.")
-        g.staff, g.auth_method = staff, "token"
-        if db.session.dirty:
-            commit()  # records last_used_at
+        g.staff, g.auth_method = staff, "token"  # last_used_at goes into the request's commit
         _enrolment_gate(staff)
         return
     user = current_user._get_current_object() if current_user.is_authenticated else None
@@ -188,18 +185,16 @@ class Login(MethodView):
         if user is None:
             raise Unauthorized("The email or password is not correct.", code="invalid_credentials")
         if mfa.enrolled(user):
-            token = mfa.issue_challenge(user)
-            commit()
+            token = staff_challenge.issue_challenge(user)
             return {"mfa_required": True, "mfa_token": token}
         start_session(user)  # a fresh session at login (R-SEC-5), with its timeouts
-        commit()
         return _session_answer(user)
 
 
 def _mfa_token_key() -> str:
     body = request.get_json(silent=True)
     token = body.get("mfa_token") if isinstance(body, dict) else None
-    return mfa.challenge_subject(token) if isinstance(token, str) else "mfa-user:none"
+    return staff_challenge.challenge_subject(token) if isinstance(token, str) else "mfa-user:none"
 
 
 @blp.route("/login/mfa")
@@ -215,19 +210,17 @@ class LoginMfa(MethodView):
     def post(self, data: dict) -> dict:
         """The second step: the `mfa_token` from /auth/login and a code from the app (each code works
         once) or a recovery code. Starts a new session that passed two factors."""
-        user = mfa.challenge_user(data["mfa_token"])
+        user = staff_challenge.challenge_user(data["mfa_token"])
         if user is None:
             raise Unauthorized(
                 "The sign-in has expired or was already used. Log in again.", code="invalid_mfa_token"
             )
         if mfa.verify(user, data["code"]) is None:
-            commit()
             metrics.SIGN_INS.labels("staff", "failed").inc()
             raise Unauthorized("That code is not right.", code="invalid_code")
         metrics.SIGN_INS.labels("staff", "succeeded").inc()
         user.mfa_challenge = None  # the token is spent
         _start_two_factor_session(user)
-        commit()
         return _session_answer(user)
 
 
@@ -242,7 +235,6 @@ class MfaSetup(MethodView):
         the password in the last 10 minutes (never an API token)."""
         require_recent_sign_in()
         setup = mfa.begin_totp(current_staff())
-        commit()
         return {"otpauth_uri": setup.uri, "secret": setup.secret, "qr_svg": setup.qr_svg}
 
 
@@ -263,7 +255,6 @@ class MfaConfirm(MethodView):
         answer: dict = {"recovery_codes": codes}
         _start_two_factor_session(user)
         answer["csrf_token"] = generate_csrf()
-        commit()
         return answer
 
 
@@ -278,7 +269,6 @@ class MfaFactor(MethodView):
         """Turn two factors off, with the password and a code, in a recent session."""
         require_recent_sign_in()
         mfa.disable(current_staff(), data["password"], data["code"])
-        commit()
 
 
 @blp.route("/mfa/recovery-codes")
@@ -293,7 +283,6 @@ class MfaRecoveryCodes(MethodView):
         a recent session."""
         require_recent_sign_in()
         codes = mfa.regenerate_recovery_codes(current_staff(), data["password"], data["code"])
-        commit()
         return {"recovery_codes": codes}
 
 
@@ -306,7 +295,6 @@ class Logout(MethodView):
         staff = current_staff()
         if g.auth_method == "session":
             staff.session_token = new_session_token()
-            commit()
             logout_user()
             session.clear()
 

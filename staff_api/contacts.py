@@ -9,7 +9,6 @@ from flask_smorest import Blueprint
 
 from portal_app.models import Contact
 from portal_app.services import contacts
-from portal_app.transaction import commit
 from staff_api.auth import current_staff
 from staff_api.schemas import (
     ContactCreateSchema,
@@ -64,7 +63,6 @@ class Contacts(MethodView):
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Create a contact with one or more emails."""
         contact = contacts.create_contact(current_staff().firm_id, **data)
-        commit()
         return contact_payload(contact)
 
 
@@ -83,7 +81,6 @@ class ContactDetail(MethodView):
         """Edit names, phones, addresses or custom fields."""
         contact = contacts.get_contact(current_staff().firm_id, contact_id)
         contacts.update_contact(contact, **changes)
-        commit()
         return contact_payload(contact)
 
     @blp.response(204)
@@ -92,7 +89,6 @@ class ContactDetail(MethodView):
     def delete(self, contact_id: str) -> None:
         """Delete a contact, its emails, links and settings."""
         contacts.delete_contact(contacts.get_contact(current_staff().firm_id, contact_id))
-        commit()
 
 
 @blp.route("/<contact_id>/emails")
@@ -105,7 +101,6 @@ class ContactEmails(MethodView):
         """Add an email; it gets settings on every account the contact is linked to."""
         contact = contacts.get_contact(current_staff().firm_id, contact_id)
         email = contacts.add_email(contact, **data)
-        commit()
         return email_payload(email)
 
 
@@ -119,7 +114,6 @@ class ContactEmailDetail(MethodView):
         """Change an email's address, label, or make it primary."""
         contact = contacts.get_contact(current_staff().firm_id, contact_id)
         email = contacts.update_email(contacts.get_email(contact, email_id), **data)
-        commit()
         return email_payload(email)
 
     @blp.response(204)
@@ -129,4 +123,3 @@ class ContactEmailDetail(MethodView):
         """Remove an email and its settings on every account."""
         contact = contacts.get_contact(current_staff().firm_id, contact_id)
         contacts.remove_email(contacts.get_email(contact, email_id))
-        commit()

@@ -11,7 +11,6 @@ from flask_smorest import Blueprint
 from portal_app.models import InboxItem, Job
 from portal_app.services import bulk, csv_files, imports, inbox
 from portal_app.services.errors import NotFound, UnsupportedMediaType, ValidationFailed
-from portal_app.transaction import commit
 from staff_api.auth import current_staff
 from staff_api.job_schemas import (
     BulkSettingsSchema,
@@ -23,7 +22,7 @@ from staff_api.job_schemas import (
     JobSchema,
     PageArgsSchema,
 )
-from staff_api.paging import before_id
+from staff_api.paging import id_page
 from staff_api.schemas import ErrorSchema
 from staff_api.uploads import allow_body
 
@@ -61,13 +60,6 @@ def inbox_payload(item: InboxItem, read: bool) -> dict[str, Any]:
     }
 
 
-def _page(rows: list[tuple[dict[str, Any], int]], limit: int) -> dict[str, Any]:
-    """A newest-first page from ``limit + 1`` fetched (payload, id) rows; the cursor is the last id."""
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {"items": [payload for payload, _ in rows], "next_cursor": str(rows[-1][1]) if more else None}
-
-
 def _idempotency_key() -> str | None:
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is None:
@@ -97,7 +89,6 @@ class BulkContactSettings(MethodView):
         job, _new = bulk.start(
             current_staff(), data, idempotency_key=_idempotency_key(), dry_run=args["dry_run"]
         )
-        commit()
         return job_payload(job)
 
 
@@ -152,7 +143,6 @@ class Imports(MethodView):
         and refused, changing nothing. The columns are in docs/import.md."""
         data, filename = _uploaded_file()
         job = imports.start_import(current_staff(), data, filename=filename, dry_run=args["dry_run"])
-        commit()
         return job_payload(job)
 
 
@@ -176,12 +166,10 @@ class Jobs(MethodView):
     @blp.response(200, JobPageSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """The firm's jobs, newest first."""
-        jobs = inbox.list_jobs(
-            current_staff().firm_id, limit=args["limit"] + 1, before_id=before_id(args.get("cursor"))
+        firm_id = current_staff().firm_id
+        return id_page(
+            args, lambda limit, before: inbox.list_jobs(firm_id, limit=limit, before_id=before), job_payload
         )
-        more = len(jobs) > args["limit"]
-        jobs = jobs[: args["limit"]]
-        return {"items": [job_payload(j) for j in jobs], "next_cursor": str(jobs[-1].id) if more else None}
 
 
 @blp.route("/jobs/<job_id>")
@@ -199,13 +187,13 @@ class Inbox(MethodView):
     @inbox_blp.response(200, InboxPageSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """The caller's Inbox+: items addressed to them and to the whole firm, newest first."""
-        rows = inbox.list_items(
-            current_staff(),
-            unread=args["unread"],
-            limit=args["limit"] + 1,
-            before_id=before_id(args.get("cursor")),
+        staff, unread = current_staff(), args["unread"]
+        return id_page(
+            args,
+            lambda limit, before: inbox.list_items(staff, unread=unread, limit=limit, before_id=before),
+            lambda row: inbox_payload(*row),
+            row_id=lambda row: row[0].id,
         )
-        return _page([(inbox_payload(item, read), item.id) for item, read in rows], args["limit"])
 
 
 @inbox_blp.route("/<item_id>/read")
@@ -215,5 +203,4 @@ class InboxRead(MethodView):
     def post(self, item_id: str) -> dict[str, Any]:
         """Mark an item read for the caller (other staff keep their own read state)."""
         item = inbox.mark_read(current_staff(), item_id)
-        commit()
         return inbox_payload(item, True)

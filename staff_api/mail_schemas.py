@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from staff_api.schemas import StrictBoolean, StrictSchema, TodoSchema
+from staff_api.schemas import StrictBoolean, StrictSchema
+from staff_api.todo_schemas import TodoSchema
 
 
 class PageArgs(StrictSchema):

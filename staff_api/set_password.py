@@ -14,7 +14,6 @@ from portal_app.models import Firm
 from portal_app.services import staff_users
 from portal_app.services.errors import ValidationFailed
 from portal_app.tokens import digest
-from portal_app.transaction import commit
 
 bp = Blueprint("staff-password", __name__)
 
@@ -54,5 +53,4 @@ def set_password(token: str) -> Any:
         db.session.rollback()
         context["errors"] = [m for messages in exc.fields.values() for m in messages] or [exc.message]
         return render_template("staff/set_password.html", **context), 422
-    commit()
     return render_template("staff/set_password.html", done=True, **context)

@@ -7,17 +7,13 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from portal_app.extensions import db
-from portal_app.models import Firm, Todo
-from portal_app.services import accounts, staff, todos
+from portal_app.models import Todo
+from portal_app.services import accounts, todos
 from portal_app.services.errors import ValidationFailed
 from portal_app.services.validation import parse_id
-from portal_app.transaction import commit
 from staff_api.auth import current_staff
-from staff_api.schemas import (
-    ErrorSchema,
-    FirmPatchSchema,
-    FirmSchema,
+from staff_api.schemas import ErrorSchema
+from staff_api.todo_schemas import (
     TodoCreateSchema,
     TodoListArgsSchema,
     TodoPageSchema,
@@ -26,7 +22,6 @@ from staff_api.schemas import (
 )
 
 blp = Blueprint("todos", __name__, description="What a client has to do; shown on the portal home.")
-firm_blp = Blueprint("firm", __name__, description="The firm's own settings.")
 
 
 def todo_payload(todo: Todo, documents: list[Any] | None = None) -> dict[str, Any]:
@@ -90,7 +85,6 @@ class AccountTodos(MethodView):
         with `notify` and the to-do's category on is emailed now and reminded later (R-NOT-1..3)."""
         account = accounts.get_account(current_staff().firm_id, account_id)
         todo = todos.create_todo(account, **data)
-        commit()
         return todo_payload(todo)
 
 
@@ -103,37 +97,4 @@ class TodoDetail(MethodView):
         """Edit a to-do, or mark it done (`state: done`; reminders stop) or open again."""
         user = current_staff()
         todo = todos.update_todo(todos.get_todo(user.firm_id, todo_id), changes, staff=user)
-        commit()
         return todo_payload(todo)
-
-
-def firm_payload(firm: Firm) -> dict[str, Any]:
-    return {
-        "id": str(firm.id),
-        "name": firm.name,
-        "timezone": firm.timezone,
-        "require_mfa_staff": firm.require_mfa_staff,
-        "require_mfa_clients": firm.require_mfa_clients,
-        "reply_to": firm.reply_to,
-    }
-
-
-@firm_blp.route("")
-class FirmDetail(MethodView):
-    @firm_blp.response(200, FirmSchema)
-    def get(self) -> dict[str, Any]:
-        """The caller's firm."""
-        return firm_payload(db.session.get_one(Firm, current_staff().firm_id))
-
-    @firm_blp.arguments(FirmPatchSchema)
-    @firm_blp.response(200, FirmSchema)
-    @firm_blp.alt_response(403, schema=ErrorSchema, description="Only admins change the firm.")
-    @firm_blp.alt_response(422, schema=ErrorSchema)
-    def patch(self, changes: dict[str, Any]) -> dict[str, Any]:
-        """Change the firm's name, time zone (IANA; recipients without a portal login of their own
-        get the weekly email at 09:00 in it), or require two-factor sign-in for all staff and/or all
-        clients (R-SEC-13). Admins only."""
-        user = current_staff()
-        firm = staff.update_firm(user, db.session.get_one(Firm, user.firm_id), changes)
-        commit()
-        return firm_payload(firm)

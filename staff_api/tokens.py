@@ -13,14 +13,13 @@ from portal_app.models import ApiToken, StaffUser
 from portal_app.services import mfa, staff_users
 from portal_app.services import staff as staff_service
 from portal_app.services.errors import Forbidden
-from portal_app.transaction import commit
 from staff_api.auth import current_staff, passed_two_factors, staff_payload
-from staff_api.schemas import (
+from staff_api.schemas import ErrorSchema
+from staff_api.staff_schemas import (
     ApiTokenCreatedSchema,
     ApiTokenCreateSchema,
     ApiTokenListArgsSchema,
     ApiTokenListSchema,
-    ErrorSchema,
     StaffCreateSchema,
     StaffListSchema,
     StaffPatchSchema,
@@ -84,7 +83,6 @@ class ApiTokens(MethodView):
             )
         owner = staff_service.get_staff_user(actor.firm_id, data["staff_id"]) if "staff_id" in data else actor
         token, secret = staff_service.create_api_token_for(actor, owner, name=data["name"].strip())
-        commit()
         return {"token": token_payload(token, owner), "secret": secret}
 
 
@@ -99,7 +97,6 @@ class ApiTokenDetail(MethodView):
     def delete(self, token_id: str) -> None:
         """Revoke a token at once; calls with it answer 401 from now on."""
         staff_service.revoke_api_token_as(current_staff(), token_id)
-        commit()
 
 
 @staff_blp.route("")
@@ -123,7 +120,6 @@ class StaffList(MethodView):
         """Add a colleague (admins): the staff user is created without a password and emailed a
         link to choose one (single use, expires after INVITATION_MAX_AGE_DAYS). Audited."""
         user = staff_users.invite_staff_user(current_staff(), **data)
-        commit()
         return staff_payload(user)
 
 
@@ -142,5 +138,4 @@ class StaffDetail(MethodView):
         user = staff_users.update_staff_user(
             actor, staff_users.get_staff_user(actor.firm_id, staff_id), changes
         )
-        commit()
         return staff_payload(user)
