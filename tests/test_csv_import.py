@@ -315,3 +315,30 @@ def test_r_sec_7_a_row_repeated_in_the_file_is_applied_and_audited_once(app, mak
         fields = sorted(session.scalars(select(AuditEntry.field)))
         assert fields == ["login", "signatory"]
     assert len(smtp.wait_for(2, timeout=1)) == 1
+
+
+def test_r_imp_3_only_account_name_and_email_are_required_a_nameless_contact_is_named_for_you(
+    app, make, redis_url
+):
+    """A row without first_name and last_name imports (SPEC R-IMP-3 requires only account_name
+    and email): the contact of an individual account is named after the account, any other
+    after the email's local part (docs/import.md)."""
+    firm = make.firm()
+    csv_text = (
+        "account_name,account_type,email,login\n"
+        "Maria Lopez,individual,maria@lopez.example,yes\n"
+        "Acme Ltd,company,accounts.payable@acme.example,no\n"
+    )
+    job = run_import(app, firm, data=csv_text.encode())
+    assert (job["result"]["created"], job["result"]["refused"]) == (2, 0), job["errors"]
+    with in_app(app) as session:
+        names = {
+            email.address: (email.contact.first_name, email.contact.last_name, email.contact.display_name)
+            for email in session.scalars(select(ContactEmail))
+        }
+        login = session.scalar(select(ContactSettings.login).where(ContactSettings.login.is_(True)))
+    assert names == {
+        "maria@lopez.example": ("", "Maria Lopez", "Maria Lopez"),
+        "accounts.payable@acme.example": ("", "accounts.payable", "accounts.payable"),
+    }
+    assert login is True  # the row's settings were applied too

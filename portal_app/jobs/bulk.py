@@ -9,7 +9,8 @@ from flask import current_app
 from sqlalchemy.exc import DBAPIError
 
 from portal_app.extensions import db
-from portal_app.jobs.staff_jobs import JobKind, register_kind
+from portal_app.jobs import staff_jobs
+from portal_app.jobs.staff_jobs import JobKind
 from portal_app.models import Job, StaffUser
 from portal_app.services import bulk
 from portal_app.text import count
@@ -35,28 +36,18 @@ def _run_batch(job: Job) -> None:
     size = current_app.config["BULK_BATCH_ACCOUNTS"]
     batch = job.targets[job.cursor : job.cursor + size]
     staff = db.session.get(StaffUser, job.staff_user_id) if job.staff_user_id else None
-    dry_run = bool(job.params.get("dry_run"))
-    try:
-        with db.session.begin_nested():
-            outcome = bulk.apply_batch(job.firm_id, batch, job.params, staff=staff, dry_run=dry_run)
-    except DBAPIError:
-        # One account broke the set-based batch (a constraint, a deadlock): apply the batch one
-        # account at a time, each all or nothing, so the others still change.
-        log.warning("job %s: batch at %s failed; retrying account by account", job.id, job.cursor)
-        outcome = bulk.BatchOutcome()
-        for account_id in batch:
-            try:
-                with db.session.begin_nested():
-                    one = bulk.apply_batch(
-                        job.firm_id, [account_id], job.params, staff=staff, dry_run=dry_run
-                    )
-            except DBAPIError as exc:
-                reason = f"Could not change this account: {type(exc.orig or exc).__name__}."
-                outcome.errors.extend(bulk.account_errors(account_id, reason))
-                continue
-            outcome.report.add(one.report)
-            outcome.accounts_changed += one.accounts_changed
-            outcome.errors.extend(one.errors)
+
+    def failed(account_id: int, exc: DBAPIError) -> bulk.BatchOutcome:
+        reason = f"Could not change this account: {type(exc.orig or exc).__name__}."
+        return bulk.BatchOutcome(errors=bulk.account_errors(account_id, reason))
+
+    outcome = staff_jobs.batch_then_each(
+        job,
+        batch,
+        lambda accounts: bulk.apply_batch(job.firm_id, accounts, job.params, staff=staff),
+        failed=failed,
+        add=bulk.BatchOutcome.add,
+    )
     job.cursor += len(batch)
     job.result = bulk.add_to_result(job.result, outcome)
     job.errors = [*job.errors, *outcome.errors]
@@ -79,14 +70,11 @@ def _title(job: Job) -> str:
     )
 
 
-register_kind(
-    bulk.KIND,
-    JobKind(
-        start=_start,
-        run_batch=_run_batch,
-        finished=lambda job: job.targets is not None and job.cursor >= len(job.targets),
-        title=_title,
-        label="Bulk update of contact settings",
-        report_kind="bulk_update_report",
-    ),
+JOB_KIND = JobKind(
+    start=_start,
+    run_batch=_run_batch,
+    finished=lambda job: job.targets is not None and job.cursor >= len(job.targets),
+    title=_title,
+    label="Bulk update of contact settings",
+    report_kind="bulk_update_report",
 )

@@ -5,6 +5,7 @@ savepoint it rolls back, so it checks and counts exactly what an import would, a
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from itertools import islice
 
 from flask import current_app
@@ -12,9 +13,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from portal_app.extensions import db
-from portal_app.jobs.staff_jobs import JobKind, register_kind
+from portal_app.jobs import staff_jobs
+from portal_app.jobs.staff_jobs import JobKind
 from portal_app.models import Job, StaffUser
 from portal_app.services import csv_files, imports
+from portal_app.services.import_rows import ImportRow, RowRefused, error_item, parse_row
+from portal_app.services.imports import ImportOutcome
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +31,6 @@ COUNTS = (
     "contacts_created",
     "invitations_sent",
 )
-
-
-class _DryRun(Exception):
-    """Raised at the end of a dry-run batch to roll its savepoint back."""
-
-
-# A dry run rolls every batch back, so the addresses earlier rows "created" live here, in this
-# worker, for the rest of the file. A dry run whose worker died starts again from row 2 (it
-# changed nothing, so that is safe).
-_DRY_RUN_ADDRESSES: dict[int, set[str]] = {}
 
 
 def upload_of(job: Job) -> csv_files.CsvFile:
@@ -54,21 +48,15 @@ def _run_batch(job: Job) -> None:
     keys = [name.strip().lower() for name in upload.header]
     staff = db.session.get(StaffUser, job.staff_user_id) if job.staff_user_id else None
     batch = list(islice(csv_files.read_rows(upload, skip=job.cursor), size))
-    parsed: list[imports.ImportRow] = []
+    parsed: list[ImportRow] = []
     errors = []
     for number, cells in batch:
         try:
-            parsed.append(imports.parse_row(keys, number, cells))
-        except imports.RowRefused as exc:
-            errors.append(imports.error_item(number, cells, cells_email(keys, cells), str(exc)))
-    known: set[str] = set()
-    if job.params["dry_run"]:
-        if job.id not in _DRY_RUN_ADDRESSES and job.cursor > 0:
-            _start(job)  # another worker began this dry run and died: begin again
-            job.cursor = 0
-            return
-        known = _DRY_RUN_ADDRESSES.setdefault(job.id, set())
-    outcome = _apply(job, parsed, staff, known)
+            parsed.append(parse_row(keys, number, cells))
+        except RowRefused as exc:
+            errors.append(error_item(number, cells, cells_email(keys, cells), str(exc)))
+    seen = set(job.dry_run_seen or [])
+    outcome = _apply(job, parsed, staff, seen)
     counts = dict(job.result)
     for key in COUNTS:
         counts[key] = counts.get(key, 0) + outcome.counts.get(key, 0)
@@ -77,50 +65,25 @@ def _run_batch(job: Job) -> None:
     job.errors = [*job.errors, *errors, *outcome.errors]
     job.cursor += len(batch)
     _refresh_statistics(job.cursor, size)
-    if job.params["dry_run"] and job.cursor >= job.progress_total:
-        _DRY_RUN_ADDRESSES.pop(job.id, None)
+    if job.params["dry_run"]:
+        job.dry_run_seen = sorted(seen)  # with the cursor, in this batch's commit
 
 
-def _apply(
-    job: Job, rows: list[imports.ImportRow], staff: StaffUser | None, known: set[str]
-) -> imports.ImportOutcome:
-    """The batch in a savepoint: kept, or rolled back for a dry run. If the set-based batch
-    breaks on one row, each row is tried in a savepoint of its own."""
+def _apply(job: Job, rows: list[ImportRow], staff: StaffUser | None, seen: set[str]) -> ImportOutcome:
+    """The batch in a savepoint (rolled back for a dry run), row by row if one row breaks it."""
 
-    def attempt(chunk: list[imports.ImportRow]) -> imports.ImportOutcome:
-        result: imports.ImportOutcome | None = None
-        try:
-            with db.session.begin_nested():
-                result = imports.import_rows(job.firm_id, list(chunk), staff=staff, known=known)
-                if job.params["dry_run"]:
-                    raise _DryRun
-        except _DryRun:
-            pass
-        assert result is not None
-        return result
+    def attempt(chunk: list[ImportRow]) -> ImportOutcome:
+        mine = set(seen)  # a batch that fails is tried again row by row: it must not count twice
+        outcome = imports.import_rows(job.firm_id, chunk, staff=staff, seen=mine)
+        seen.update(mine)
+        return outcome
 
-    try:
-        return attempt(rows)
-    except DBAPIError:
-        log.warning("import job %s: batch at row %s failed; row by row", job.id, job.cursor, exc_info=True)
-        total = imports.ImportOutcome()
-        for row in rows:
-            try:
-                one = attempt([row])
-            except DBAPIError as exc:
-                total.errors.append(
-                    imports.error_item(
-                        row.number,
-                        row.cells,
-                        row.email,
-                        f"Could not import: {type(exc.orig or exc).__name__}.",
-                    )
-                )
-                total.counts["refused"] += 1
-                continue
-            total.counts.update(one.counts)
-            total.errors.extend(one.errors)
-        return total
+    def failed(row: ImportRow, exc: DBAPIError) -> ImportOutcome:
+        reason = f"Could not import: {type(exc.orig or exc).__name__}."
+        error = error_item(row.number, row.cells, row.email, reason)
+        return ImportOutcome(counts=Counter(refused=1), errors=[error])
+
+    return staff_jobs.batch_then_each(job, rows, attempt, failed=failed, add=ImportOutcome.add)
 
 
 STATISTICS_TABLES = ("accounts", "contacts", "contact_emails", "account_contacts", "contact_settings")
@@ -151,14 +114,11 @@ def _title(job: Job) -> str:
     )
 
 
-register_kind(
-    imports.KIND,
-    JobKind(
-        start=_start,
-        run_batch=_run_batch,
-        finished=lambda job: job.cursor >= job.progress_total,
-        title=_title,
-        label="CSV import",
-        report_kind="import_report",
-    ),
+JOB_KIND = JobKind(
+    start=_start,
+    run_batch=_run_batch,
+    finished=lambda job: job.cursor >= job.progress_total,
+    title=_title,
+    label="CSV import",
+    report_kind="import_report",
 )

@@ -13,16 +13,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from portal_app.extensions import db
-from portal_app.models import Account, ContactEmail, ContactSettings, Job, StaffUser
+from portal_app.models import BULK_FLAGS, Account, ContactEmail, ContactSettings, Job, StaffUser
 from portal_app.services import account_list
 from portal_app.services.audit import Actor
 from portal_app.services.errors import ValidationFailed
 from portal_app.services.settings import INVITE_MISSING, INVITE_NONE, ChangeReport, apply_settings_change
+from portal_app.services.staff_jobs import enqueue_job
 from portal_app.services.validation import parse_id
 from portal_app.sql import id_in
 
 KIND = "bulk_contact_settings"
-TOGGLES = ("login", "notify", "email_sync")
+TOGGLES = BULK_FLAGS
 ACTIONS = {"nothing": None, "enable": True, "disable": False}
 BATCH_ACCOUNTS = 200  # accounts per dry-run step (the job's batch size is BULK_BATCH_ACCOUNTS)
 MAX_ACCOUNT_IDS = 100_000
@@ -34,6 +35,11 @@ class BatchOutcome:
     report: ChangeReport = field(default_factory=ChangeReport)
     accounts_changed: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, other: BatchOutcome) -> None:
+        self.report.add(other.report)
+        self.accounts_changed += other.accounts_changed
+        self.errors.extend(other.errors)
 
 
 def settings_change(params: dict[str, Any]) -> dict[str, Any]:
@@ -110,8 +116,6 @@ def start(
         if earlier is None:
             raise
         return earlier, False
-    from portal_app.jobs.staff_jobs import enqueue_job
-
     enqueue_job(job.id)
     return job, True
 
@@ -169,7 +173,6 @@ def apply_batch(
     params: dict[str, Any],
     *,
     staff: StaffUser | None,
-    dry_run: bool,
 ) -> BatchOutcome:
     """Apply the request to these whole accounts with set-based statements (in the caller's
     transaction); accounts deleted since the job started are error items."""
@@ -198,7 +201,6 @@ def apply_batch(
         sent_by=staff,
         invite=INVITE_MISSING if params.get("send_invitations") else INVITE_NONE,
         message=params.get("invitation_message", ""),
-        dry_run=dry_run,
     )
     changed_ids = set(outcome.report.changed_fields)
     outcome.accounts_changed = len({row.account_id for row in rows if row.id in changed_ids})

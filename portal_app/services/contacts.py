@@ -1,4 +1,8 @@
-"""Contacts and their emails (R-CON-1)."""
+"""Contacts and their emails (R-CON-1).
+
+Creating is batch-shaped, as for accounts: ``contact_values`` checks one contact with its
+emails, ``insert_contacts`` writes any number; the API's create and the CSV import share them.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +14,15 @@ from portal_app.extensions import db
 from portal_app.models import AccountContact, Contact, ContactEmail, ContactSettings
 from portal_app.services import search_text
 from portal_app.services.errors import Conflict, NotFound, ValidationFailed
+from portal_app.services.lookup import firm_row
 from portal_app.services.validation import normalise_email, parse_id
+from portal_app.sql import insert_with_ids
 
 CONTACT_FIELDS = ("first_name", "middle_name", "last_name", "phones", "addresses", "custom_fields")
 
 
 def get_contact(firm_id: int, contact_id: int | str) -> Contact:
-    key = parse_id(contact_id)
-    if key is None:
-        raise NotFound("Contact not found.")
-    contact = db.session.scalar(select(Contact).where(Contact.id == key, Contact.firm_id == firm_id))
-    if contact is None:
-        raise NotFound("Contact not found.")
-    return contact
+    return firm_row(Contact, firm_id, contact_id, "Contact")
 
 
 def get_email(contact: Contact, email_id: int | str) -> ContactEmail:
@@ -47,36 +47,81 @@ def _ensure_address_free(firm_id: int, address: str, *, except_id: int | None = 
         )
 
 
-def create_contact(firm_id: int, *, emails: list[dict[str, Any]], **fields: Any) -> Contact:
-    """Create a contact with one or more emails; the first is primary unless one says so."""
+def contact_values(firm_id: int, fields: dict[str, Any], emails: list[dict[str, Any]]) -> dict[str, Any]:
+    """One new contact's row and its emails (``"emails"``), checked; not yet written. The first
+    email is primary unless one says so."""
     if not emails:
         raise ValidationFailed("A contact needs at least one email.", fields={"emails": ["At least one."]})
-    if not any((fields.get(k) or "").strip() for k in ("first_name", "last_name")):
+    empty: dict[str, Any] = {"phones": [], "addresses": [], "custom_fields": {}}
+    values = {key: fields.get(key) or empty.get(key, "") for key in CONTACT_FIELDS}
+    for key in ("first_name", "middle_name", "last_name"):
+        values[key] = values[key].strip()
+    if not (values["first_name"] or values["last_name"]):
         raise ValidationFailed(
             "A contact needs a first or last name.", fields={"first_name": ["First or last name required."]}
         )
-    empty: dict[str, Any] = {"phones": [], "addresses": [], "custom_fields": {}}
-    contact = Contact(firm_id=firm_id, **{k: fields.get(k) or empty.get(k, "") for k in CONTACT_FIELDS})
-    for key in ("first_name", "middle_name", "last_name"):
-        setattr(contact, key, getattr(contact, key).strip())
-    db.session.add(contact)
-    db.session.flush()
     has_primary = any(e.get("is_primary") for e in emails)
-    seen: set[str] = set()
+    checked: list[dict[str, Any]] = []
     for index, spec in enumerate(emails):
         address = normalise_email(spec.get("address", ""), field=f"emails.{index}.address")
-        if address in seen:
+        if address in {e["address"] for e in checked}:
             raise ValidationFailed(
                 "The same email is listed twice.", fields={f"emails.{index}.address": ["Duplicate."]}
             )
-        seen.add(address)
-        add_email(
-            contact,
-            address=address,
-            label=spec.get("label") or "",
-            is_primary=bool(spec.get("is_primary")) if has_primary else index == 0,
+        primary = bool(spec.get("is_primary")) if has_primary else index == 0
+        label = (spec.get("label") or "").strip()
+        checked.append({"address": address, "label": label, "is_primary": primary})
+    return {"firm_id": firm_id, **values, "emails": checked}
+
+
+def insert_contacts(values: list[dict[str, Any]]) -> list[tuple[int, list[int]]]:
+    """Write checked contacts (``contact_values``) with their emails; (contact id, email ids)
+    each. An address already in the firm, or twice in the batch, is a Conflict."""
+    if not values:
+        return []
+    addresses = [email["address"] for row in values for email in row["emails"]]
+    taken = _first_taken(values[0]["firm_id"], addresses)
+    if taken:
+        raise Conflict(
+            f"{taken} already belongs to a contact of this firm.", fields={"address": ["Already in use."]}
         )
-    return contact
+    rows = [{key: value for key, value in row.items() if key != "emails"} for row in values]
+    contact_ids = insert_with_ids(Contact.__table__, rows)
+    email_rows = [
+        {"firm_id": row["firm_id"], "contact_id": contact_id, **email}
+        for contact_id, row in zip(contact_ids, values, strict=True)
+        for email in row["emails"]
+    ]
+    email_ids = iter(insert_with_ids(ContactEmail.__table__, email_rows))
+    return [
+        (contact_id, [next(email_ids) for _ in row["emails"]])
+        for contact_id, row in zip(contact_ids, values, strict=True)
+    ]
+
+
+def _first_taken(firm_id: int, addresses: list[str]) -> str | None:
+    """An address listed twice, or already a contact's in the firm (one query per thousand)."""
+    seen: set[str] = set()
+    for address in addresses:
+        if address in seen:
+            return address
+        seen.add(address)
+    for start in range(0, len(addresses), 1000):
+        found = db.session.scalar(
+            select(ContactEmail.address)
+            .where(ContactEmail.firm_id == firm_id)
+            .where(ContactEmail.address.in_(addresses[start : start + 1000]))
+            .limit(1)
+        )
+        if found:
+            return found
+    return None
+
+
+def create_contact(firm_id: int, *, emails: list[dict[str, Any]], **fields: Any) -> Contact:
+    """Create a contact with one or more emails."""
+    [(contact_id, _email_ids)] = insert_contacts([contact_values(firm_id, fields, emails)])
+    return db.session.get_one(Contact, contact_id)
 
 
 def update_contact(contact: Contact, **changes: Any) -> Contact:

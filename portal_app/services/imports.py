@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -21,8 +21,6 @@ from sqlalchemy import func, select
 from portal_app.extensions import db
 from portal_app.models import (
     Account,
-    AccountContact,
-    AccountTag,
     Contact,
     ContactEmail,
     ContactSettings,
@@ -30,44 +28,16 @@ from portal_app.models import (
     StaffUser,
 )
 from portal_app.services import accounts as account_service
-from portal_app.services import csv_files, search_text
+from portal_app.services import contacts as contacts_service
+from portal_app.services import csv_files, links, search_text
 from portal_app.services.audit import Actor
-from portal_app.services.csv_files import COLUMNS
 from portal_app.services.errors import DomainError
+from portal_app.services.import_rows import ImportRow, RowRefused, error_item
 from portal_app.services.settings import INVITE_MISSING, INVITE_NONE, apply_settings_change
-from portal_app.services.validation import normalise_email, text_problem
-from portal_app.sql import id_in, insert_rows, insert_with_ids
+from portal_app.services.staff_jobs import enqueue_job
+from portal_app.sql import id_in
 
 KIND = "csv_import"
-YES, NO = {"yes", "true", "1"}, {"no", "false", "0"}
-FLAG_COLUMNS = ("login", "notify", "email_sync", "signatory")
-LIMITS = {
-    "account_name": 200,
-    "external_id": 100,
-    "company_name": 200,
-    "company_address": 2000,
-    "first_name": 100,
-    "middle_name": 100,
-    "last_name": 100,
-    "email_label": 50,
-    "phone": 50,
-    "tags": 1000,
-}
-
-
-class RowRefused(Exception):
-    """A row that cannot be imported; the message says why, naming the column."""
-
-
-@dataclass
-class ImportRow:
-    number: int  # as the spreadsheet shows it (the header is row 1)
-    cells: list[str]
-    values: dict[str, str]
-    email: str = ""
-    flags: dict[str, bool] = field(default_factory=dict)  # the settings the row sets
-    invite: bool = False
-    tags: list[str] | None = None
 
 
 @dataclass
@@ -75,256 +45,190 @@ class ImportOutcome:
     counts: Counter[str] = field(default_factory=Counter)  # created, updated, unchanged, refused, …
     errors: list[dict[str, Any]] = field(default_factory=list)
 
+    def add(self, other: ImportOutcome) -> None:
+        self.counts.update(other.counts)
+        self.errors.extend(other.errors)
 
-def _flag(values: dict[str, str], column: str) -> bool | None:
-    raw = values.get(column, "").strip().lower()
-    if raw == "":
-        return None
-    if raw in YES:
+
+@dataclass
+class _Batch:
+    """One batch of checked rows on its way in, stage by stage (``import_rows``)."""
+
+    firm_id: int
+    rows: list[ImportRow]
+    seen: set[str]  # what earlier batches of a dry run created (they were rolled back)
+    outcome: ImportOutcome = field(default_factory=ImportOutcome)
+    created: set[int] = field(default_factory=set)  # rows that created an account or a contact
+    changed: set[int] = field(default_factory=set)  # rows that changed something
+    account_of: dict[int, int] = field(default_factory=dict)  # row number -> account id
+    email_of: dict[str, tuple[int, int]] = field(default_factory=dict)  # address -> (email, contact)
+
+    def refuse(self, row: ImportRow, reason: str) -> None:
+        self.outcome.errors.append(error_item(row.number, row.cells, row.email, reason))
+        self.rows.remove(row)
+
+    def first_seen(self, key: str, row: ImportRow) -> bool:
+        """A new account or contact, created by this row unless an earlier one of the file did."""
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        self.created.add(row.number)
         return True
-    if raw in NO:
-        return False
-    raise RowRefused(f"{column}: {values[column]!r} is not one of yes, no, true, false, 1, 0 (or empty).")
 
-
-def parse_row(keys: Sequence[str], number: int, cells: list[str]) -> ImportRow:
-    """Check one row on its own; raise RowRefused naming the column at fault."""
-    if len(cells) > len(keys) and any(cell.strip() for cell in cells[len(keys) :]):
-        raise RowRefused(f"This row has {len(cells)} cells but the header has {len(keys)} columns.")
-    values = {key: cell.strip() for key, cell in zip(keys, cells, strict=False) if key in COLUMNS}
-    for column, value in values.items():
-        problem = text_problem(value)
-        if problem:
-            raise RowRefused(f"{column}: {problem}")
-        if len(value) > LIMITS.get(column, 200):
-            raise RowRefused(f"{column}: at most {LIMITS.get(column, 200)} characters.")
-    if not values.get("account_name"):
-        raise RowRefused("account_name: required.")
-    if not values.get("email"):
-        raise RowRefused("email: required.")
-    try:
-        email = normalise_email(values["email"])
-    except DomainError:
-        raise RowRefused(f"email: {values['email']!r} is not a valid email address.") from None
-    account_type = values.get("account_type", "").lower()
-    if account_type not in ("", "individual", "company"):
-        raise RowRefused(f"account_type: {values['account_type']!r} is not individual or company.")
-    values["account_type"] = account_type
-    flags = {column: value for column in FLAG_COLUMNS if (value := _flag(values, column)) is not None}
-    invite = bool(_flag(values, "send_invitation"))
-    if invite and flags.get("login") is not True:
-        raise RowRefused("send_invitation: only with login yes in the same row.")
-    tags = None
-    if values.get("tags"):
-        tags = []
-        for tag in (t.strip() for t in values["tags"].split(";")):
-            if tag and len(tag) > 64:
-                raise RowRefused("tags: each tag is at most 64 characters.")
-            if tag and tag.casefold() not in {t.casefold() for t in tags}:
-                tags.append(tag)
-    return ImportRow(
-        number=number, cells=cells, values=values, email=email, flags=flags, invite=invite, tags=tags
-    )
-
-
-def error_item(row_number: int, cells: list[str], email: str, reason: str) -> dict[str, Any]:
-    return {
-        "account_id": None,
-        "contact_id": None,
-        "email": email or None,
-        "row": row_number,
-        "reason": reason,
-        "cells": cells,
-    }
+    def link_of(self, row: ImportRow) -> tuple[int, int]:
+        return self.account_of[row.number], self.email_of[row.email][1]
 
 
 def import_rows(
-    firm_id: int, rows: list[ImportRow], *, staff: StaffUser | None, known: set[str]
+    firm_id: int, rows: list[ImportRow], *, staff: StaffUser | None, seen: set[str]
 ) -> ImportOutcome:
-    """Apply checked rows in the caller's transaction. ``known`` holds the addresses earlier rows
-    of this file created (a dry run rolls its batches back, yet a later row must see them)."""
-    outcome = ImportOutcome()
-    changed: dict[int, bool] = {}  # row number -> something changed
-    created: set[int] = set()
-    touched_accounts: set[int] = set()
+    """Apply checked rows in the caller's transaction, through the same services as the API:
+    accounts, contacts, links, then settings and invitations. ``seen`` names the accounts and
+    contacts earlier batches of this file created; it grows with this batch's (a dry run rolls
+    its batches back, so the job keeps it)."""
+    batch = _Batch(firm_id, list(rows), seen)
+    _accounts(batch)
+    _contacts(batch)
+    pairs = {batch.link_of(row) for row in batch.rows}
+    linked_now = links.link_pairs(firm_id, pairs)
+    batch.changed.update(row.number for row in batch.rows if batch.link_of(row) in linked_now)
+    _settings(batch, pairs, staff)
+    counts = batch.outcome.counts
+    for row in batch.rows:
+        if row.number in batch.created:
+            counts["created"] += 1
+        else:
+            counts["updated" if row.number in batch.changed else "unchanged"] += 1
+    counts["refused"] += len(batch.outcome.errors)
+    return batch.outcome
 
-    # --- accounts: by external_id, else by a name only one account has, else new
+
+def _account_key(row: ImportRow) -> str:
+    ext = row.values.get("external_id")
+    return f"account:id:{ext}" if ext else f"account:name:{row.values['account_name'].lower()}"
+
+
+def _accounts(batch: _Batch) -> None:
+    """R-IMP-4: an account by external_id, else by a name only one account has, else new."""
+    rows, firm_id = batch.rows, batch.firm_id
     external = {r.values["external_id"] for r in rows if r.values.get("external_id")}
-    by_external = (
-        {
-            a.external_id: a
-            for a in db.session.scalars(
-                select(Account).where(Account.firm_id == firm_id, Account.external_id.in_(external))
-            )
-        }
-        if external
-        else {}
-    )
+    by_external: dict[str, Account] = {}
+    if external:
+        query = select(Account).where(Account.firm_id == firm_id, Account.external_id.in_(external))
+        by_external = {a.external_id: a for a in db.session.scalars(query) if a.external_id}
     names = {r.values["account_name"].lower() for r in rows if not r.values.get("external_id")}
     by_name: dict[str, list[Account]] = {}
     if names:
-        for account in db.session.scalars(
-            select(Account).where(Account.firm_id == firm_id, func.lower(Account.name).in_(names))
-        ):
+        query = select(Account).where(Account.firm_id == firm_id, func.lower(Account.name).in_(names))
+        for account in db.session.scalars(query):
             by_name.setdefault(account.name.lower(), []).append(account)
-    new_accounts: dict[tuple[str, str], dict[str, Any]] = {}  # key -> the new account's row
-    new_tags: dict[tuple[str, str], list[str]] = {}
-    account_key: dict[int, tuple[str, str]] = {}  # row number -> key of a new account
-    account_id: dict[int, int] = {}  # row number -> id of an existing account
+    new: dict[str, dict[str, Any]] = {}  # account key -> the new account's checked values
+    waiting: dict[int, str] = {}  # row number -> key of its new account
     for row in list(rows):
         ext = row.values.get("external_id")
         account = by_external.get(ext) if ext else None
         if account is None and not ext:
             found = by_name.get(row.values["account_name"].lower(), [])
             account = found[0] if len(found) == 1 else None
-        key = ("external_id", ext) if ext else ("name", row.values["account_name"].lower())
         try:
-            if account is None:
-                if key not in new_accounts:
-                    new_accounts[key] = _new_account_row(firm_id, row)
-                    new_tags[key] = row.tags or []
-                    created.add(row.number)
-                account_key[row.number] = key
-            else:
-                changed[row.number] = _update_account(account, row) or changed.get(row.number, False)
-                account_id[row.number] = account.id
-        except RowRefused as exc:
-            outcome.errors.append(error_item(row.number, row.cells, row.email, str(exc)))
-            rows.remove(row)
-    keys = list(new_accounts)
-    new_ids = dict(
-        zip(keys, insert_with_ids(Account.__table__, [new_accounts[k] for k in keys]), strict=True)
-    )
-    account_id.update({number: new_ids[key] for number, key in account_key.items()})
-    insert_rows(
-        AccountTag.__table__,
-        [
-            {"account_id": new_ids[key], "firm_id": firm_id, "tag": tag}
-            for key, tags in new_tags.items()
-            for tag in tags
-        ],
-    )
-    touched_accounts.update(new_ids.values())
-
-    # --- contacts by email, else new
-    addresses = {r.email for r in rows}
-    existing = (
-        {
-            e.address: e
-            for e in db.session.scalars(
-                select(ContactEmail).where(
-                    ContactEmail.firm_id == firm_id, ContactEmail.address.in_(addresses)
-                )
-            )
-        }
-        if addresses
-        else {}
-    )
-    contacts = (
-        {
-            c.id: c
-            for c in db.session.scalars(
-                select(Contact).where(id_in(Contact.id, {e.contact_id for e in existing.values()}))
-            )
-        }
-        if existing
-        else {}
-    )
-    new_contacts: dict[str, tuple[dict[str, Any], str]] = {}  # address -> (contact row, label)
-    for row in list(rows):
-        email = existing.get(row.email)
-        if email is None and row.email in new_contacts:
-            continue
-        if email is None:
-            first, middle, last = (row.values.get(k, "") for k in ("first_name", "middle_name", "last_name"))
-            if not (first or last):
-                reason = "first_name or last_name: a new contact needs one."
-                outcome.errors.append(error_item(row.number, row.cells, row.email, reason))
-                rows.remove(row)
+            if account is not None:
+                if _update_account(account, row):
+                    batch.changed.add(row.number)
+                batch.account_of[row.number] = account.id
                 continue
-            phones = [{"label": "", "number": row.values["phone"]}] if row.values.get("phone") else []
-            contact = {
-                "firm_id": firm_id,
-                "first_name": first,
-                "middle_name": middle,
-                "last_name": last,
-                "phones": phones,
-                "addresses": [],
-                "custom_fields": {},
-            }
-            new_contacts[row.email] = (contact, row.values.get("email_label", ""))
-            if row.email not in known:
-                created.add(row.number)
-                known.add(row.email)
-        else:
-            updated = _update_contact(contacts[email.contact_id], email, row)
-            changed[row.number] = updated or changed.get(row.number, False)
-    fresh = list(new_contacts)
-    contact_ids = insert_with_ids(Contact.__table__, [new_contacts[a][0] for a in fresh])
-    email_ids = insert_with_ids(
-        ContactEmail.__table__,
-        [
-            {
-                "firm_id": firm_id,
-                "contact_id": c,
-                "address": a,
-                "label": new_contacts[a][1],
-                "is_primary": True,
-            }
-            for a, c in zip(fresh, contact_ids, strict=True)
-        ],
-    )
-    email_of: dict[str, tuple[int, int]] = {e.address: (e.id, e.contact_id) for e in existing.values()}
-    email_of.update({a: (e, c) for a, e, c in zip(fresh, email_ids, contact_ids, strict=True)})
+            key = _account_key(row)
+            if key not in new:
+                new[key] = _checked(account_service.account_values, firm_id, _account_fields(row))
+                if batch.first_seen(key, row):
+                    batch.outcome.counts["accounts_created"] += 1
+            waiting[row.number] = key
+        except RowRefused as exc:
+            batch.refuse(row, str(exc))
+    ids = dict(zip(new, account_service.insert_accounts(list(new.values())), strict=True))
+    batch.account_of.update({number: ids[key] for number, key in waiting.items()})
 
-    # --- links (and a settings row for each email of a newly linked contact)
-    pairs = {(account_id[r.number], email_of[r.email][1]) for r in rows}
-    linked = {
-        (a, c)
-        for a, c in db.session.execute(
-            select(AccountContact.account_id, AccountContact.contact_id).where(
-                id_in(AccountContact.account_id, {a for a, _ in pairs})
-            )
-        )
-    }
-    new_links = sorted(pairs - linked)
-    if new_links:
-        insert_rows(
-            AccountContact.__table__,
-            [{"account_id": a, "contact_id": c, "firm_id": firm_id, "description": ""} for a, c in new_links],
-        )
-        emails_by_contact: dict[int, list[int]] = {}
-        for email_id, contact_id in db.session.execute(
-            select(ContactEmail.id, ContactEmail.contact_id).where(
-                id_in(ContactEmail.contact_id, {c for _, c in new_links})
-            )
-        ):
-            emails_by_contact.setdefault(contact_id, []).append(email_id)
-        insert_rows(
-            ContactSettings.__table__,
-            [
-                {"firm_id": firm_id, "account_id": a, "contact_id": c, "email_id": e}
-                for a, c in new_links
-                for e in emails_by_contact.get(c, [])
-            ],
-        )
-        linked_now = set(new_links)
-        touched_accounts.update(a for a, _ in new_links)
-        for row in rows:
-            if (account_id[row.number], email_of[row.email][1]) in linked_now:
-                changed[row.number] = True
-    search_text.refresh_accounts(touched_accounts)
 
-    # --- settings and invitations, through the same service as by hand
-    settings_rows = {
-        (s.account_id, s.email_id): s
-        for s in db.session.scalars(
-            select(ContactSettings).where(id_in(ContactSettings.account_id, {a for a, _ in pairs}))
-        )
+def _account_fields(row: ImportRow) -> dict[str, Any]:
+    return {
+        "name": row.values["account_name"],
+        "external_id": row.values.get("external_id"),
+        "type": row.values.get("account_type") or "individual",
+        "company_name": row.values.get("company_name"),
+        "company_address": row.values.get("company_address"),
+        "tags": row.tags or [],
     }
+
+
+def _contacts(batch: _Batch) -> None:
+    """R-IMP-4: a contact by its email (unique in the firm), else a new contact."""
+    addresses = {r.email for r in batch.rows}
+    existing: dict[str, ContactEmail] = {}
+    if addresses:
+        query = select(ContactEmail).where(
+            ContactEmail.firm_id == batch.firm_id, ContactEmail.address.in_(addresses)
+        )
+        existing = {e.address: e for e in db.session.scalars(query)}
+    contacts: dict[int, Contact] = {}
+    if existing:
+        query = select(Contact).where(id_in(Contact.id, {e.contact_id for e in existing.values()}))
+        contacts = {c.id: c for c in db.session.scalars(query)}
+    new: dict[str, dict[str, Any]] = {}  # address -> the new contact's checked values
+    for row in list(batch.rows):
+        email = existing.get(row.email)
+        if email is not None:
+            if _update_contact(contacts[email.contact_id], email, row):
+                batch.changed.add(row.number)
+            continue
+        if row.email in new:
+            continue
+        try:
+            fields, emails = _contact_fields(row)
+            new[row.email] = _checked(contacts_service.contact_values, batch.firm_id, fields, emails)
+        except RowRefused as exc:
+            batch.refuse(row, str(exc))
+            continue
+        if batch.first_seen(f"email:{row.email}", row):
+            batch.outcome.counts["contacts_created"] += 1
+    ids = contacts_service.insert_contacts(list(new.values()))
+    batch.email_of = {e.address: (e.id, e.contact_id) for e in existing.values()}
+    batch.email_of.update({a: (emails[0], c) for a, (c, emails) in zip(new, ids, strict=True)})
+
+
+def contact_name(row: ImportRow) -> tuple[str, str, str]:
+    """R-IMP-3: first, middle and last name of a new contact. Without a name in the row, an
+    individual account's contact is named after the account (its name is the person's), any
+    other after the email's local part; either goes in ``last_name``, and staff can edit it."""
+    first, middle, last = (row.values.get(k, "") for k in ("first_name", "middle_name", "last_name"))
+    if first or last:
+        return first, middle, last
+    if (row.values.get("account_type") or "individual") == "individual":
+        return "", middle, row.values["account_name"]
+    return "", middle, row.email.partition("@")[0]
+
+
+def _contact_fields(row: ImportRow) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    first, middle, last = contact_name(row)
+    phones = [{"label": "", "number": row.values["phone"]}] if row.values.get("phone") else []
+    fields = {"first_name": first, "middle_name": middle, "last_name": last, "phones": phones}
+    return fields, [{"address": row.email, "label": row.values.get("email_label", ""), "is_primary": True}]
+
+
+def _checked(check: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """A service's check of one new row, its refusal said as the import says it (column first)."""
+    try:
+        return check(*args)
+    except DomainError as exc:
+        columns = ", ".join(sorted(exc.fields)) if exc.fields else ""
+        raise RowRefused(f"{columns}: {exc.message}" if columns else exc.message) from None
+
+
+def _settings(batch: _Batch, pairs: set[tuple[int, int]], staff: StaffUser | None) -> None:
+    """Settings and invitations, through the same service as the PATCH and the bulk update."""
+    query = select(ContactSettings).where(id_in(ContactSettings.account_id, {a for a, _ in pairs}))
+    settings_rows = {(s.account_id, s.email_id): s for s in db.session.scalars(query)}
     groups: dict[tuple[tuple[str, bool], ...], list[tuple[ImportRow, ContactSettings]]] = {}
-    for row in rows:
-        settings = settings_rows[(account_id[row.number], email_of[row.email][0])]
+    for row in batch.rows:
+        settings = settings_rows[(batch.account_of[row.number], batch.email_of[row.email][0])]
         groups.setdefault((*sorted(row.flags.items()), ("invite", row.invite)), []).append((row, settings))
     actor = Actor("staff", staff.id, staff.email) if staff else Actor.system("import")
     for key, members in groups.items():
@@ -339,34 +243,12 @@ def import_rows(
             sent_by=staff,
             invite=INVITE_MISSING if invite else INVITE_NONE,
         )
-        outcome.counts["invitations_sent"] += report.invitations_sent
-        for row, settings in members:
-            if settings.id in report.changed_fields or settings.id in report.invited:
-                changed[row.number] = True
-
-    for row in rows:
-        status = "created" if row.number in created else "updated" if changed.get(row.number) else "unchanged"
-        outcome.counts[status] += 1
-    outcome.counts["refused"] += len(outcome.errors)
-    outcome.counts["accounts_created"] += len(new_accounts)
-    outcome.counts["contacts_created"] += len(new_contacts)
-    return outcome
-
-
-def _new_account_row(firm_id: int, row: ImportRow) -> dict[str, Any]:
-    account_type = row.values.get("account_type") or "individual"
-    company = {k: row.values.get(k) or None for k in ("company_name", "company_address")}
-    if account_type != "company" and any(company.values()):
-        raise RowRefused("company_name, company_address: only for account_type company.")
-    return {
-        "firm_id": firm_id,
-        "name": row.values["account_name"],
-        "external_id": row.values.get("external_id") or None,
-        "type": account_type,
-        "custom_fields": {},
-        "search_text": "",
-        **company,
-    }
+        batch.outcome.counts["invitations_sent"] += report.invitations_sent
+        batch.changed.update(
+            row.number
+            for row, settings in members
+            if settings.id in report.changed_fields or settings.id in report.invited
+        )
 
 
 def _update_account(account: Account, row: ImportRow) -> bool:
@@ -427,8 +309,6 @@ def start_import(staff: StaffUser, data: bytes, *, filename: str, dry_run: bool)
     )
     db.session.add(job)
     db.session.flush()
-    from portal_app.jobs.staff_jobs import enqueue_job
-
     enqueue_job(job.id)
     return job
 

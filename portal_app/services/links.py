@@ -1,6 +1,13 @@
-"""Links between accounts and contacts (R-LNK-1, R-LNK-2)."""
+"""Links between accounts and contacts (R-LNK-1, R-LNK-2).
+
+Linking is batch-shaped: ``link_pairs`` links any number of (account, contact) pairs of one firm
+in a few statements, each email of a newly linked contact getting its settings row; the API's
+single link and the CSV import both go through it.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from sqlalchemy import delete, func, select
 
@@ -9,6 +16,7 @@ from portal_app.models import Account, AccountContact, Contact, ContactEmail, Co
 from portal_app.services import search_text
 from portal_app.services.errors import Conflict, NotFound, ValidationFailed
 from portal_app.services.validation import parse_id
+from portal_app.sql import id_in, insert_rows
 
 
 def get_link(account: Account, contact_id: int | str) -> AccountContact:
@@ -35,27 +43,71 @@ def link_contact(
     if db.session.get(AccountContact, (account.id, contact.id)) is not None:
         raise Conflict("This contact is already linked to the account.")
     _check_priority(signer_priority)
-    link = AccountContact(
-        account_id=account.id,
-        contact_id=contact.id,
-        firm_id=account.firm_id,
+    link_pairs(
+        account.firm_id,
+        [(account.id, contact.id)],
         description=description.strip(),
         signer_priority=signer_priority,
     )
-    db.session.add(link)
-    db.session.flush()
-    email_ids = db.session.scalars(select(ContactEmail.id).where(ContactEmail.contact_id == contact.id)).all()
-    for email_id in email_ids:
-        db.session.add(
-            ContactSettings(
-                firm_id=account.firm_id, account_id=account.id, contact_id=contact.id, email_id=email_id
-            )
-        )
-    db.session.flush()
-    search_text.refresh_accounts([account.id])
     db.session.expire(account, ["links"])
     db.session.expire(contact, ["links"])
-    return link
+    return db.session.get_one(AccountContact, (account.id, contact.id))
+
+
+def link_pairs(
+    firm_id: int,
+    pairs: Iterable[tuple[int, int]],
+    *,
+    description: str = "",
+    signer_priority: int | None = None,
+) -> set[tuple[int, int]]:
+    """Link these (account, contact) pairs of the firm, those not linked yet; return the pairs
+    linked now. Each email of a newly linked contact gets a settings row (all off) on the
+    account, and the accounts' search text follows."""
+    wanted = set(pairs)
+    if not wanted:
+        return set()
+    linked = {
+        (a, c)
+        for a, c in db.session.execute(
+            select(AccountContact.account_id, AccountContact.contact_id).where(
+                id_in(AccountContact.account_id, {a for a, _ in wanted})
+            )
+        )
+    }
+    new = sorted(wanted - linked)
+    if not new:
+        return set()
+    insert_rows(
+        AccountContact.__table__,
+        [
+            {
+                "account_id": a,
+                "contact_id": c,
+                "firm_id": firm_id,
+                "description": description,
+                "signer_priority": signer_priority,
+            }
+            for a, c in new
+        ],
+    )
+    emails_by_contact: dict[int, list[int]] = {}
+    for email_id, contact_id in db.session.execute(
+        select(ContactEmail.id, ContactEmail.contact_id).where(
+            id_in(ContactEmail.contact_id, {c for _, c in new})
+        )
+    ):
+        emails_by_contact.setdefault(contact_id, []).append(email_id)
+    insert_rows(
+        ContactSettings.__table__,
+        [
+            {"firm_id": firm_id, "account_id": a, "contact_id": c, "email_id": e}
+            for a, c in new
+            for e in sorted(emails_by_contact.get(c, []))
+        ],
+    )
+    search_text.refresh_accounts({a for a, _ in new})
+    return set(new)
 
 
 def update_link(
