@@ -223,7 +223,7 @@ def test_r_syn_4_a_message_that_cannot_be_stored_stays_unseen_for_the_next_run(
         simple("g.mueller@mueller-gmbh.example", "Eins", message_id="<one@x>"),
         simple("g.mueller@mueller-gmbh.example", "Zwei", message_id="<two@x>"),
     )
-    from portal_app.mail import imap
+    from portal_app.jobs import mail_poll as imap
     from portal_app.services import inbound
 
     real = inbound.ingest

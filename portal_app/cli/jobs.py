@@ -106,7 +106,7 @@ def cron_command(ctx: click.Context) -> None:
     scheduler.register(sweep_jobs, queue_name=QUEUE_NAME, interval=SWEEP_INTERVAL_SECONDS)
     scheduler.register(run_due, queue_name=QUEUE_NAME, interval=PERIODIC_INTERVAL_SECONDS)
     if current_app.config.get("INBOUND_IMAP_URL"):
-        from portal_app.mail.imap import poll_configured_mailbox
+        from portal_app.jobs.mail_poll import poll_configured_mailbox
 
         scheduler.register(poll_configured_mailbox, queue_name=QUEUE_NAME, interval=SWEEP_INTERVAL_SECONDS)
     scheduler.start()
@@ -137,7 +137,7 @@ mail_cli = AppGroup("mail", help="Inbound email.")
 @mail_cli.command("poll")
 def mail_poll() -> None:
     """Fetch new messages from INBOUND_IMAP_URL once (R-SYN-4); also scheduled by `cron`."""
-    from portal_app.mail.imap import MailboxError, mailbox_firm, poll
+    from portal_app.jobs.mail_poll import MailboxError, mailbox_firm, poll
 
     url = current_app.config.get("INBOUND_IMAP_URL")
     if not url:

@@ -1,6 +1,7 @@
-"""The mailbox poller (R-SYN-4): unseen messages of INBOUND_IMAP_URL go through the same ingestion
-as the inbound endpoint, and are flagged \\Seen only after they are committed. A connection
-failure is logged and the next run tries again: nothing is lost or marked seen."""
+"""The mailbox poller (R-SYN-4), an edge like every job (it commits each message): unseen messages
+of INBOUND_IMAP_URL go through the same ingestion as the inbound endpoint, and are flagged \\Seen
+only after they are committed. A connection failure is logged and the next run tries again:
+nothing is lost or marked seen."""
 
 from __future__ import annotations
 
