@@ -53,7 +53,7 @@ def load_invitations(rows: list[OutboxEmail]) -> list[Any]:
 def invitation_email_context(row: OutboxEmail) -> dict[str, Any] | None:
     """Mint the link inside the job; None (send nothing) if the invitation died meanwhile."""
     invitation = db.session.get(Invitation, row.invitation_id) if row.invitation_id else None
-    if invitation is None or invitation.revoked_at or invitation.accepted_at:
+    if invitation is None or not invitation.is_outstanding:
         return None  # R-REL-4
     email = db.session.get(ContactEmail, invitation.email_id)
     if email is None or email.address != invitation.address:

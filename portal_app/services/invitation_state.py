@@ -58,7 +58,7 @@ def invitation_states(account_id: int, email_ids: list[int]) -> dict[int, dict[s
             state = "activated"
         elif invitation is None:
             state = "not_invited"
-        elif not invitation.is_live and invitation.accepted_at is None:
+        elif not invitation.is_live:  # outstanding (not activated), so: expired
             state = "expired"
         else:
             state = "invited"
