@@ -31,6 +31,7 @@ BENCHMARKS = [
     ("import_csv.py", [], ["--rows", "10000"]),
     ("inbound_email.py", [], ["--messages", "2000"]),
     ("reminders.py", [], ["--accounts", "4000"]),
+    ("upload.py", [], ["--files", "5", "--mb", "20"]),
 ]
 
 

@@ -58,7 +58,7 @@ def register_proxy(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from portal_app import auth, db_events, headers, i18n, redact, request_log
+    from portal_app import auth, db_events, headers, i18n, redact, request_log, upload_stream
     from portal_app.extensions import csrf, db, limiter, login_manager, migrate
 
     db.init_app(app)
@@ -72,6 +72,7 @@ def register_extensions(app: Flask) -> None:
     db_events.init_app()
     headers.init_app(app)
     request_log.init_app(app)
+    upload_stream.init_app(app)
 
 
 def register_work(app: Flask) -> None:

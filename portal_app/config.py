@@ -136,6 +136,13 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         # Files by SHA-256 (uploaded imports; later documents); shared by web and workers.
         "DOCUMENTS_DIR": env.get("DOCUMENTS_DIR", "") or str(instance / "documents"),
         "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,
+        # R-DOC-2: each uploaded document (client or staff) up to this many MiB, streamed to disk
+        "UPLOAD_MAX_MB": max(1, _int(env, "UPLOAD_MAX_MB", 2048)),
+        # files a client may pick in one form, and uploads (forms) per user per hour
+        "UPLOAD_MAX_FILES": max(1, _int(env, "UPLOAD_MAX_FILES", 50)),
+        "LIMIT_UPLOADS": env.get("LIMIT_UPLOADS", "") or "200 per hour",
+        # R-DOC-4: clamd (tcp://host:3310 or unix:///run/clamav/clamd.ctl); unset: not scanned
+        "CLAMAV_URL": env.get("CLAMAV_URL", "") or None,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": not development,

@@ -24,8 +24,13 @@ def store_blob(area: str, data: bytes, suffix: str = "") -> str:
     """Keep ``data`` once under its digest; return the digest."""
     sha256 = hashlib.sha256(data).hexdigest()
     target = blob_path(area, sha256, suffix)
-    if target.exists():
-        return sha256
+    if not target.exists():
+        write_atomically(target, data)
+    return sha256
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` through a temp file renamed into place."""
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
     try:
@@ -37,7 +42,6 @@ def store_blob(area: str, data: bytes, suffix: str = "") -> str:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
-    return sha256
 
 
 CHUNK = 1024 * 1024

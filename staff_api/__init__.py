@@ -43,6 +43,7 @@ def init_app(app: Flask) -> StaffApi:
         jobs,
         mail,
         notes,
+        photos,
         reference,
         set_password,
         todos,
@@ -95,6 +96,7 @@ def init_app(app: Flask) -> StaffApi:
     api.register_blueprint(firm.blp, url_prefix=f"{API_PREFIX}/firm")
     api.register_blueprint(mail.blp, url_prefix=API_PREFIX)
     api.register_blueprint(documents.blp, url_prefix=API_PREFIX)
+    api.register_blueprint(photos.blp, url_prefix=API_PREFIX)
     api.register_blueprint(notes.blp, url_prefix=API_PREFIX)
     api.register_blueprint(jobs.blp, url_prefix=API_PREFIX)
     api.register_blueprint(jobs.inbox_blp, url_prefix=f"{API_PREFIX}/inbox")

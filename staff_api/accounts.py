@@ -12,6 +12,7 @@ from portal_app.models import Account
 from portal_app.services import accounts, contacts, links
 from portal_app.services.account_list import account_flags, list_accounts
 from portal_app.services.errors import Forbidden, ValidationFailed
+from portal_app.services.photos import photo_url
 from staff_api.auth import current_staff
 from staff_api.schemas import (
     AccountCreateSchema,
@@ -39,6 +40,7 @@ def account_payload(account: Account) -> dict[str, Any]:
         "status": status,
         "notify": notify,
         "email_sync": email_sync,
+        "photo_url": photo_url(account.id, account.photo_sha256),
         "created_at": account.created_at,
     }
 
@@ -91,6 +93,7 @@ class Accounts(MethodView):
                 "status": r.status,
                 "notify": r.notify,
                 "email_sync": r.email_sync,
+                "photo_url": photo_url(r.id, r.photo_sha256),
                 "created_at": r.created_at.isoformat(),
             }
             for r in page.rows

@@ -13,6 +13,12 @@ class PageArgs(StrictSchema):
     cursor = fields.String(validate=validate.Length(max=40))
 
 
+class UploaderSchema(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(["staff", "client"]))
+    name = fields.String(required=True, allow_none=True)
+    email = fields.String(required=True, allow_none=True)
+
+
 class DocumentSchema(Schema):
     id = fields.String(required=True)
     account_id = fields.String(required=True)
@@ -20,9 +26,27 @@ class DocumentSchema(Schema):
     size = fields.Integer(required=True)
     content_type = fields.String(required=True)
     sha256 = fields.String(required=True)
-    source = fields.String(required=True, validate=validate.OneOf(["upload", "email"]))
+    source = fields.String(required=True, validate=validate.OneOf(["upload", "email", "client"]))
     new = StrictBoolean(required=True, metadata={"description": "No staff user has opened it yet."})
+    visible_to_client = StrictBoolean(
+        required=True, metadata={"description": "On the client's Documents page."}
+    )
+    uploaded_by = fields.Nested(UploaderSchema, required=True, allow_none=True)
+    request_item_id = fields.String(required=True, allow_none=True)
+    scan = fields.String(
+        required=True,
+        validate=validate.OneOf(["clean", "pending", "infected", "not_scanned"]),
+        metadata={"description": "clamd's verdict; only clean and not_scanned files download."},
+    )
+    scan_signature = fields.String(
+        required=True, allow_none=True, metadata={"description": "What clamd found."}
+    )
     created_at = fields.DateTime(required=True, format="iso")
+
+
+class DocumentPatchSchema(StrictSchema):
+    name = fields.String(validate=validate.Length(min=1, max=255))
+    visible_to_client = StrictBoolean()
 
 
 class DocumentPageSchema(Schema):

@@ -92,6 +92,14 @@ class AccountSchema(Schema):
     status = fields.String(required=True, validate=validate.OneOf(ACCOUNT_STATUSES))
     notify = StrictBoolean(required=True)
     email_sync = StrictBoolean(required=True)
+    photo_url = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "The 256-pixel photo (`?size=64` for the small one), for the firm's "
+            "staff and the account's portal users."
+        },
+    )
     created_at = fields.DateTime(required=True, format="iso")
 
 

@@ -14,6 +14,28 @@ class TodoDoneBySchema(Schema):
     action = fields.String(required=True, validate=validate.OneOf(["signed", "approved", "done"]))
 
 
+class TodoItemSchema(Schema):
+    id = fields.String(required=True)
+    label = fields.String(required=True)
+    type = fields.String(required=True, validate=validate.OneOf(["upload", "answer"]))
+    complete = StrictBoolean(required=True)
+    answer = fields.String(required=True, allow_none=True)
+    document_ids = fields.List(fields.String(), required=True)
+    comment = fields.String(
+        required=True, allow_none=True, metadata={"description": "Why staff reopened it."}
+    )
+
+
+class TodoItemInSchema(StrictSchema):
+    label = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    type = fields.String(required=True, validate=validate.OneOf(["upload", "answer"]))
+
+
+class TodoItemPatchSchema(StrictSchema):
+    reopen = StrictBoolean(required=True, validate=validate.Equal(True))
+    comment = fields.String(required=True, validate=validate.Length(min=1, max=5000))
+
+
 class TodoSchema(Schema):
     id = fields.String(required=True)
     account_id = fields.String(required=True)
@@ -31,6 +53,11 @@ class TodoSchema(Schema):
         required=True,
         metadata={"description": "Documents the client opens before signing or approving, in order."},
     )
+    items = fields.List(
+        fields.Nested(TodoItemSchema),
+        attribute="request_items",  # not the dict's own .items
+        metadata={"description": "client_requests only: what the client uploads or answers (R-REQ-1)."},
+    )
     created_at = fields.DateTime(required=True, format="iso")
 
 
@@ -46,6 +73,8 @@ def _todo_documents() -> fields.List:
             "(they open them from the to-do); a PATCH replaces the list."
         },
     )
+
+
 REMINDER_MAX = validate.Range(min=0, max=52)
 
 
@@ -67,6 +96,11 @@ class TodoCreateSchema(StrictSchema):
         metadata={"description": "How many reminders at most (default 3)."},
     )
     document_ids = _todo_documents()
+    items = fields.List(
+        fields.Nested(TodoItemInSchema),
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "client_requests only: 1 to 100 items to upload to or answer."},
+    )
 
 
 class TodoPatchSchema(StrictSchema):

@@ -8,13 +8,14 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from portal_app.models import Todo
-from portal_app.services import accounts, todos
+from portal_app.services import accounts, client_requests, todos
 from portal_app.services.errors import ValidationFailed
 from portal_app.services.validation import parse_id
 from staff_api.auth import current_staff
 from staff_api.schemas import ErrorSchema
 from staff_api.todo_schemas import (
     TodoCreateSchema,
+    TodoItemPatchSchema,
     TodoListArgsSchema,
     TodoPageSchema,
     TodoPatchSchema,
@@ -41,6 +42,7 @@ def todo_payload(todo: Todo, documents: list[Any] | None = None) -> dict[str, An
         "done_at": todo.done_at,
         "done_by": {"email": todo.done_by_address, "action": todo.done_action} if todo.done_action else None,
         "document_ids": [str(d.id) for d in documents],
+        **({"request_items": items} if (items := client_requests.item_payloads(todo)) is not None else {}),
         "created_at": todo.created_at,
     }
 
@@ -98,3 +100,17 @@ class TodoDetail(MethodView):
         user = current_staff()
         todo = todos.update_todo(todos.get_todo(user.firm_id, todo_id), changes, staff=user)
         return todo_payload(todo)
+
+
+@blp.route("/todos/<todo_id>/items/<item_id>")
+class TodoItemDetail(MethodView):
+    @blp.arguments(TodoItemPatchSchema)
+    @blp.response(200, TodoSchema)
+    @blp.alt_response(404, schema=ErrorSchema)
+    def patch(self, changes: dict[str, Any], todo_id: str, item_id: str) -> dict[str, Any]:
+        """Reopen one item of a client request with a comment (`{"reopen": true, "comment": "…"}`):
+        the item is incomplete again, the request is open again (reminders resume) and the client
+        is emailed the comment (category `client_requests`)."""
+        todo = todos.get_todo(current_staff().firm_id, todo_id)
+        item = client_requests.get_item(todo, item_id)
+        return todo_payload(client_requests.reopen(todo, item, changes["comment"]))

@@ -210,6 +210,7 @@ def test_r_sec_1_every_api_route_answers_404_for_another_firms_ids(app, make):
         ("POST", "/api/v1/accounts/<account_id>/notes"): {"text": "x"},
         ("PATCH", "/api/v1/notes/<note_id>"): {"text": "x"},
         ("POST", "/api/v1/threads/<thread_id>/reply"): {"text": "x"},
+        ("PATCH", "/api/v1/todos/<todo_id>/items/<item_id>"): {"reopen": True, "comment": "x"},
     }
     checked = 0
     for rule in app.url_map.iter_rules():

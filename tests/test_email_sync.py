@@ -337,6 +337,7 @@ def test_r_syn_7_broken_mime_is_stored_as_far_as_it_reads_never_a_500(app, world
 # --- documents, notes, overview --------------------------------------------------------------------
 
 
+@pytest.mark.settings(UPLOAD_MAX_MB=1)
 def test_documents_upload_list_and_download_with_a_safe_disposition(app, world, make):
     account = make.account(world.firm.id, "Upload Household")
     path = f"/accounts/{account.id}/documents"
@@ -383,11 +384,12 @@ def test_documents_upload_list_and_download_with_a_safe_disposition(app, world, 
     # a raw multipart body (the test client would spool a dict this size to an unclosed temp file)
     body = (
         b'--B\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n\r\n'
-        + b"\0" * (25 * 1024 * 1024 + 1)
+        + b"\0" * (1024 * 1024 + 1)
         + b"\r\n--B--\r\n"
     )
     too_big = client._call("POST", path, data=body, content_type="multipart/form-data; boundary=B")
-    assert too_big.status_code == 413
+    assert too_big.status_code == 413  # over UPLOAD_MAX_MB (R-DOC-2: staff uploads too)
+    assert too_big.get_json()["error"]["code"]
     assert client._call("POST", path, json={"file": "x"}).status_code == 415
     assert client._call("POST", path, data={}, content_type="multipart/form-data").status_code == 422
     other = make.firm()

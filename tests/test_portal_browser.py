@@ -706,3 +706,101 @@ def test_the_invitation_card_fits_a_phone_and_wraps_its_link(browser, make, smtp
         assert link.evaluate("e => e.getClientRects().length") > 1  # the raw link wraps over lines
     finally:
         page.close()
+
+
+# --- documents and client requests (R-DOC-1/2, R-REQ-1) ------------------------------------------
+
+DOCS = {
+    "en": SimpleNamespace(
+        nav="Documents", choose="Choose files", upload="Upload", uploaded="2 documents uploaded",
+        done="Uploaded", open_request="Open request", answer="Your answer", save="Save answer",
+        submit="Submit to your firm",
+    ),
+    "de": SimpleNamespace(
+        nav="Dokumente", choose="Dateien auswählen", upload="Hochladen", uploaded="2 Dokumente hochgeladen",
+        done="Hochgeladen", open_request="Anfrage öffnen", answer="Ihre Antwort", save="Antwort speichern",
+        submit="An Ihre Kanzlei senden",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "javascript,language", [(True, "en"), (False, "de")], ids=["javascript-en", "no-javascript-de-390px"]
+)
+def test_r_doc_2_and_r_req_1_client_uploads_documents_and_completes_a_request_in_the_browser(
+    browser, live, make, smtp, tmp_path, javascript, language
+):
+    from playwright.sync_api import expect
+
+    world = firm_with_a_client_of_three_accounts(
+        make, smtp, invitation_language=language if language == "de" else None
+    )
+    made = world.firm.api.post(
+        f"/accounts/{world.family.id}/todos",
+        json={
+            "kind": "client_requests",
+            "title": "Year-end documents",
+            "items": [
+                {"label": "Bank statement", "type": "upload"},
+                {"label": "New address?", "type": "answer"},
+            ],
+        },
+    )
+    assert made.status_code == 201
+    text, docs = TEXT[language], DOCS[language]
+    files = [tmp_path / "W-2 2025.pdf", tmp_path / "Kontoauszug.csv"]
+    files[0].write_bytes(b"%PDF-1.4 w2")
+    files[1].write_bytes(b"date;amount\n2025-12-01;10\n")
+    page = open_page(browser, javascript=javascript, language=language)
+    checker = axe_page(browser, language=language)
+    checked: list[str] = []
+
+    def check_here() -> None:
+        target = page if javascript else checker
+        if not javascript:
+            checker.context.add_cookies(page.context.cookies())
+            checker.goto(page.url)
+        assert_accessible(target, checked)
+
+    try:
+        page.goto(world.link)
+        page.get_by_label(text.new_password, exact=True).fill(PASSWORD)
+        page.get_by_label(text.again, exact=True).fill(PASSWORD)
+        page.get_by_role("button", name=text.activate).click()
+        expect(page.locator("h1")).to_have_text("Berger Family")
+        page.get_by_role("link", name=docs.nav, exact=True).click()
+        expect(page).to_have_url(re.compile(rf"/portal/a/{world.family.id}/documents"))
+        check_here()
+        page.get_by_label(re.compile(docs.choose)).set_input_files([str(f) for f in files])
+        page.get_by_role("button", name=docs.upload, exact=True).click()
+        if javascript:  # a progress bar per file, then the page lists them
+            expect(page.get_by_role("progressbar", name="W-2 2025.pdf")).to_be_visible()
+        else:
+            expect(page.get_by_role("status")).to_contain_text(docs.uploaded)
+        expect(page.get_by_role("link", name="W-2 2025.pdf")).to_be_visible()
+        expect(page.get_by_role("link", name="Kontoauszug.csv")).to_be_visible()
+        check_here()
+        listed = world.firm.api.get(f"/accounts/{world.family.id}/documents").get_json()["items"]
+        assert {d["name"] for d in listed} == {"W-2 2025.pdf", "Kontoauszug.csv"}
+        assert all(d["source"] == "client" for d in listed)
+
+        # the request: a file for the upload item, an answer, then submit
+        page.goto(f"{live.url}/portal/a/{world.family.id}/")
+        page.get_by_role("link", name=re.compile(docs.open_request)).click()
+        expect(page.locator("h1")).to_have_text("Year-end documents")
+        check_here()
+        page.locator("input[type=file]").set_input_files(str(files[1]))
+        page.locator("form[data-upload] button[type=submit]").click()
+        upload_item = page.locator("#item-" + made.get_json()["items"][0]["id"])
+        expect(upload_item).to_have_class(re.compile("complete"))
+        page.get_by_label(docs.answer).fill("Same as before.")
+        page.get_by_role("button", name=docs.save).click()
+        expect(page.get_by_role("button", name=docs.submit)).to_be_enabled()
+        page.get_by_role("button", name=docs.submit).click()
+        expect(page.locator("h1")).to_have_text("Berger Family")
+        todo = world.firm.api.get(f"/accounts/{world.family.id}/todos?state=done").get_json()["items"]
+        assert [t["title"] for t in todo] == ["Year-end documents"]
+        assert_no_csp_violations(page, checker)
+    finally:
+        page.context.close()
+        checker.context.close()

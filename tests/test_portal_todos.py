@@ -191,11 +191,13 @@ def test_r_por_6_a_signature_to_do_shows_its_documents_before_the_sign_button(ap
     pdf = client.get(f"{base}/{sign['id']}/documents/{return_pdf}")
     assert pdf.status_code == 200 and pdf.data == b"%PDF-1.7 the return"
     assert pdf.headers["Content-Type"] == "application/pdf"
-    assert pdf.headers["Content-Disposition"].startswith("inline;")
-    assert "sandbox" in pdf.headers["Content-Security-Policy"]
-    # claimed text/html, but it is not a PDF or an image by its bytes: a download, never a page
+    # R-DOC-4: every file is a download, sandboxed should a browser open it anyway
+    assert pdf.headers["Content-Disposition"].startswith("attachment;")
+    assert pdf.headers["Content-Security-Policy"] == "sandbox; default-src 'none'"
+    # claimed text/html: the type is sniffed from the bytes (text), and it is a download, never a page
     html = client.get(f"{base}/{sign['id']}/documents/{letter}")
     assert html.status_code == 200 and html.headers["Content-Disposition"].startswith("attachment;")
+    assert html.headers["Content-Type"].startswith("text/plain")
     assert html.headers["X-Content-Type-Options"] == "nosniff"
     # only the to-do's own documents, only on the client's own accounts
     assert client.get(f"{base}/{approve['id']}/documents/{return_pdf}").status_code == 404

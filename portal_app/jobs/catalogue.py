@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from flask import Flask
 
-from portal_app.jobs import bulk, imports, mail, staff_jobs
+from portal_app.jobs import bulk, imports, mail, scans, staff_jobs
 from portal_app.mail.outbox import DRAIN_JOB, EmailContext
 from portal_app.services import (
     activation,
     client_passwords,
     email_contexts,
     mfa_email,
+    scanning,
     staff_users,
 )
 from portal_app.services import bulk as bulk_service
@@ -26,6 +27,7 @@ from portal_app.services.staff_jobs import RUN_JOB
 JOBS = {
     DRAIN_JOB: mail.drain_outbox,
     RUN_JOB: staff_jobs.run_job,
+    scanning.SCAN_JOB: scans.scan_documents,
 }
 
 JOB_KINDS = {

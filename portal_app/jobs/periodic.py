@@ -10,6 +10,7 @@ import logging
 from datetime import datetime
 
 from portal_app.jobs.mail import sweep_outbox
+from portal_app.jobs.scans import sweep_scans
 from portal_app.jobs.staff_jobs import sweep_jobs
 from portal_app.models import utcnow
 from portal_app.services import notifications, reminders
@@ -36,6 +37,7 @@ def run_due(at: str | None = None) -> dict[str, int]:
         "weekly": send_weekly_transactions(moment),
         "outbox": sweep_outbox(),
         "jobs": sweep_jobs(),
+        "scans": sweep_scans(),
     }
     log.info("periodic jobs at %s: %s", moment.isoformat(), done)
     return done

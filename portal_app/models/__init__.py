@@ -15,6 +15,7 @@ from portal_app.models.accounts import (
     default_notification_preferences,
 )
 from portal_app.models.activity import (
+    REQUEST_ITEM_TYPES,
     TODO_ACTIONS,
     TODO_STATES,
     AuditEntry,
@@ -24,10 +25,19 @@ from portal_app.models.activity import (
     OutboxEmail,
     Todo,
     TodoDocument,
+    TodoItem,
 )
 from portal_app.models.firm import STAFF_ROLES, ApiToken, Firm, StaffUser, new_session_token
 from portal_app.models.jobs import JOB_STATES, Job
-from portal_app.models.mail import Document, InboundMessage, Message, MessageAttachment, Note, Thread
+from portal_app.models.mail import (
+    DOCUMENT_SCANS,
+    Document,
+    InboundMessage,
+    Message,
+    MessageAttachment,
+    Note,
+    Thread,
+)
 from portal_app.models.mfa import MFA_METHODS, EmailCode, RecoveryCode
 from portal_app.models.portal import Invitation, LoginEvent, PortalUser
 from portal_app.orm import utcnow
@@ -71,6 +81,9 @@ __all__ = [
     "Thread",
     "Todo",
     "TodoDocument",
+    "TodoItem",
+    "REQUEST_ITEM_TYPES",
+    "DOCUMENT_SCANS",
     "default_notification_preferences",
     "new_session_token",
     "utcnow",

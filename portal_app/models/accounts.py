@@ -71,7 +71,9 @@ class Account(db.Model):
     type: Mapped[str] = mapped_column(String(16), default="individual")
     company_name: Mapped[str | None] = mapped_column(String(200))
     company_address: Mapped[str | None] = mapped_column(Text)
-    photo_url: Mapped[str | None] = mapped_column(String(500))
+    # the account photo (R-PHO-1): the digest of the upload it was made from; its 256 and 64
+    # pixel squares live under DOCUMENTS_DIR/photos by it
+    photo_sha256: Mapped[str | None] = mapped_column(String(64))
     custom_fields: Mapped[dict] = mapped_column(db.JSON, default=dict)
     # Lower-cased name, linked contacts' names and emails, for `q` (services/search_text.py).
     search_text: Mapped[str] = mapped_column(Text, default="", server_default="")

@@ -55,6 +55,8 @@ class Todo(db.Model):
     # how many documents the client reads first (todo_documents), kept by the service so the
     # portal home looks them up only for to-dos that have some
     document_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    # the items of a client request (R-REQ-1); 0 for every other to-do
+    item_count: Mapped[int] = mapped_column(default=0, server_default="0")
     state: Mapped[str] = mapped_column(String(8), default="open")
     reminder_every_days: Mapped[int] = mapped_column(default=3)
     reminder_max: Mapped[int] = mapped_column(default=3)
@@ -67,6 +69,28 @@ class Todo(db.Model):
     done_by_address: Mapped[str | None] = mapped_column(String(254))
     done_by_email_id: Mapped[int | None] = mapped_column(ForeignKey("contact_emails.id", ondelete="SET NULL"))
     done_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
+
+
+REQUEST_ITEM_TYPES = ("upload", "answer")
+
+
+class TodoItem(db.Model):
+    """One item of a client request (R-REQ-1): a file to upload or a question to answer.
+    ``complete`` is kept by the service: set by a file or a non-empty answer, cleared when staff
+    reopen the item with a comment."""
+
+    __tablename__ = "todo_items"
+    __table_args__ = (CheckConstraint("type in ('upload', 'answer')", name="type_known"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    todo_id: Mapped[int] = mapped_column(BigId, ForeignKey("todos.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(default=0)
+    label: Mapped[str] = mapped_column(String(300))
+    type: Mapped[str] = mapped_column(String(8))
+    answer: Mapped[str | None] = mapped_column(Text)
+    complete: Mapped[bool] = mapped_column(default=False)
+    comment: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class TodoDocument(db.Model):
@@ -90,7 +114,11 @@ class Notification(db.Model):
     __tablename__ = "notifications"
     __table_args__ = (
         UniqueConstraint("event_key", "email_id"),
-        CheckConstraint("kind in ('todo_new', 'todo_reminder', 'weekly_transactions')", name="kind_known"),
+        CheckConstraint(
+            "kind in ('todo_new', 'todo_reminder', 'weekly_transactions', 'document_new',"
+            " 'request_reopened')",
+            name="kind_known",
+        ),
         Index("ix_notifications_email_id", "email_id"),
     )
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -102,16 +103,22 @@ class MessageAttachment(db.Model):
     skipped_reason: Mapped[str | None] = mapped_column(String(200))
 
 
+DOCUMENT_SCANS = ("clean", "pending", "infected", "not_scanned")
+
+
 class Document(db.Model):
     """A file on an account, kept under DOCUMENTS_DIR by its SHA-256; NEW until a staff user of
-    the firm opens it."""
+    the firm opens it. Uploaded by staff (``uploaded_by_id``), by a client (``uploaded_by_email_id``
+    with the name and address they had then), or saved from a synced email. ``scan`` is what
+    clamd said (R-DOC-4): only ``clean`` and ``not_scanned`` files are ever served."""
 
     __tablename__ = "documents"
     __table_args__ = (
         ForeignKeyConstraint(
             ["account_id", "firm_id"], ["accounts.id", "accounts.firm_id"], ondelete="CASCADE"
         ),
-        CheckConstraint("source in ('upload', 'email')", name="source_known"),
+        CheckConstraint("source in ('upload', 'email', 'client')", name="source_known"),
+        CheckConstraint("scan in ('clean', 'pending', 'infected', 'not_scanned')", name="scan_known"),
         Index("ix_documents_account_id_name", "account_id", "name"),
         Index("ix_documents_account_id_created_at", "account_id", "created_at"),
     )
@@ -125,8 +132,25 @@ class Document(db.Model):
     sha256: Mapped[str] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(8))
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
+    uploaded_by_email_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contact_emails.id", ondelete="SET NULL"), index=True
+    )
+    uploaded_by_name: Mapped[str | None] = mapped_column(String(200))
+    uploaded_by_address: Mapped[str | None] = mapped_column(String(254))
+    visible_to_client: Mapped[bool] = mapped_column(default=False, server_default=false())
+    request_item_id: Mapped[int | None] = mapped_column(
+        ForeignKey("todo_items.id", ondelete="SET NULL"), index=True
+    )
+    scan: Mapped[str] = mapped_column(String(12), default="not_scanned", server_default="not_scanned")
+    scan_signature: Mapped[str | None] = mapped_column(String(200))
+    scanned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def servable(self) -> bool:
+        """Scanned clean, or scanning is off: the only files anyone may download."""
+        return self.scan in ("clean", "not_scanned")
 
 
 class Note(db.Model):

@@ -27,6 +27,7 @@ from portal_app.portal.base import (
     refuse_without_csrf,
 )
 from portal_app.portal.forms import ChangePasswordForm, CodeForm, ConfirmForm, DisableMfaForm, ProfileForm
+from portal_app.portal.photos import PHOTO_MESSAGES
 from portal_app.services import client_accounts, mfa, portal_sessions
 from portal_app.services.errors import Conflict, ValidationFailed
 
@@ -80,6 +81,7 @@ def profile(user: PortalUser) -> Any:
         message = _("Your password is changed. You were logged out on your other devices.")
     firm_name, address = firm_and_address(user.firm_id, user.email_id)
     accounts = client_accounts.accessible_accounts(user)
+    photo_key = request.args.get("photo_error") or request.args.get("photo")
     return render_template(
         "portal/profile.html",
         settings_form=settings_form,
@@ -89,9 +91,13 @@ def profile(user: PortalUser) -> Any:
         firm_name=firm_name,
         address=address,
         accounts=accounts,
-        current=next((a for a in accounts if a.id == user.current_account_id), None),
+        current=next(
+            (a for a in accounts if a.id == user.current_account_id), accounts[0] if accounts else None
+        ),
         form=ConfirmForm(),
         mfa_method=user.mfa_method,
+        photo_message=PHOTO_MESSAGES[photo_key]() if photo_key in PHOTO_MESSAGES else None,
+        photo_failed=bool(request.args.get("photo_error")),
     ), (422 if errors else 200)
 
 

@@ -8,15 +8,13 @@ from typing import Any
 from flask import abort, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from portal_app.downloads import file_download
 from portal_app.extensions import db
-from portal_app.files import blob_path
 from portal_app.models import Contact, PortalUser
 from portal_app.portal.accounts import account_or_404, render_account
 from portal_app.portal.base import bp, client_page, refuse_expired_form
+from portal_app.portal.documents import serve_document
 from portal_app.portal.forms import ConfirmForm
 from portal_app.services import todos
-from portal_app.services.documents import AREA
 from portal_app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
 
@@ -64,20 +62,14 @@ def sign_todo(user: PortalUser, account_id: int, todo_id: int) -> Any:
 @client_page
 def todo_document(user: PortalUser, account_id: int, todo_id: int, document_id: int) -> Any:
     """A document the to-do asks the client to read; only that to-do's, on an account the client
-    may see (404 otherwise). A PDF or an image opens in the browser's own viewer, sandboxed;
-    anything else downloads."""
+    may see (404 otherwise), as a download (R-DOC-4)."""
     _accounts, current = account_or_404(user, account_id)
     view = _client_todo(user, current.id, todo_id)
     try:
         document = todos.todo_document(view.todo, document_id)
     except NotFound:
         abort(404)
-    path = blob_path(AREA, document.sha256)
-    if not path.exists():
-        abort(404)
-    return file_download(
-        path, mimetype=document.content_type or "application/octet-stream", name=document.name, inline=True
-    )
+    return serve_document(document)
 
 
 @bp.post("/portal/a/<int:account_id>/todos/<int:todo_id>/<any(sign, approve, done):action>")

@@ -112,6 +112,7 @@ class AccountRow:
     status: str
     notify: bool
     email_sync: bool
+    photo_sha256: str | None = None
     tags: list[str] = field(default_factory=list)
 
 
@@ -230,6 +231,7 @@ def _page_statement(*, search: bool, status: str | None, tag: bool, type: bool, 
         Account.custom_fields,
         Account.created_at,
         sort_key.label("sort_key"),
+        Account.photo_sha256,
     )
     page = _filtered(page, search=search, status=status, tag=tag, type=type)
     if after:
@@ -277,10 +279,11 @@ def list_accounts(
             company_address=r[4],
             custom_fields=r[5] or {},
             created_at=r[6],
-            status=read_flags(r[8], r[9], r[10])[0],
-            notify=bool(r[9]),
-            email_sync=bool(r[10]),
-            tags=sorted(_json_list(r[11])),
+            photo_sha256=r[8],
+            status=read_flags(r[9], r[10], r[11])[0],
+            notify=bool(r[10]),
+            email_sync=bool(r[11]),
+            tags=sorted(_json_list(r[12])),
         )
         for r in results[:limit]
     ]

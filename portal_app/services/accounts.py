@@ -19,7 +19,7 @@ from portal_app.services.errors import ValidationFailed
 from portal_app.services.lookup import firm_row
 from portal_app.sql import insert_rows, insert_with_ids
 
-EDITABLE_FIELDS = ("name", "type", "company_name", "company_address", "photo_url", "custom_fields", "tags")
+EDITABLE_FIELDS = ("name", "type", "company_name", "company_address", "custom_fields", "tags")
 
 
 def get_account(firm_id: int, account_id: int | str) -> Account:
@@ -65,7 +65,6 @@ def account_values(firm_id: int, fields: dict[str, Any]) -> dict[str, Any]:
         "type": fields.get("type") or "individual",
         "company_name": fields.get("company_name") or None,
         "company_address": fields.get("company_address") or None,
-        "photo_url": fields.get("photo_url") or None,
         "custom_fields": dict(fields.get("custom_fields") or {}),
         "search_text": "",
     }
@@ -108,7 +107,7 @@ def update_account(account: Account, **changes: Any) -> Account:
         if account.type == "individual" and not {"company_name", "company_address"} & set(changes):
             # Switching to an individual drops the company fields rather than refusing.
             account.company_name = account.company_address = None
-    for key in ("company_name", "company_address", "photo_url"):
+    for key in ("company_name", "company_address"):
         if key in changes:
             setattr(account, key, changes[key] or None)
     if "custom_fields" in changes:

@@ -16,6 +16,7 @@ from portal_app.mail.outbox import absolute_url
 from portal_app.models import (
     ContactEmail,
     ContactSettings,
+    Document,
     Invitation,
     Notification,
     OutboxEmail,
@@ -25,7 +26,13 @@ from portal_app.models import (
 from portal_app.services.notifications import CATEGORY_LABELS
 from portal_app.sql import id_in
 
-NOTIFICATION_TEMPLATES = ("todo_new", "todo_reminder", "weekly_transactions")
+NOTIFICATION_TEMPLATES = (
+    "todo_new",
+    "todo_reminder",
+    "weekly_transactions",
+    "document_new",
+    "request_reopened",
+)
 
 
 def _outstanding_invitation(email_id: int, account_ids: list[int]) -> Invitation | None:
@@ -51,10 +58,15 @@ def notification_context(row: OutboxEmail) -> dict[str, Any] | None:
     category = context["category"]
     if row.template == "weekly_transactions":
         account_ids = [entry["id"] for entry in context["accounts"]]
+    elif row.template == "document_new":
+        account_ids = [context["account_id"]]
+        document = db.session.get(Document, context["document_id"])
+        if document is None or not document.visible_to_client:
+            return None  # hidden or removed since: nothing to tell
     else:
         account_ids = [context["account_id"]]
         todo = db.session.get(Todo, context["todo_id"])
-        if todo is None or (row.template == "todo_reminder" and todo.state != "open"):
+        if todo is None or (row.template in ("todo_reminder", "request_reopened") and todo.state != "open"):
             return None  # reminders stop the moment the to-do is done (R-NOT-3)
     settings = db.session.scalars(
         select(ContactSettings).where(
@@ -92,7 +104,11 @@ def notification_context(row: OutboxEmail) -> dict[str, Any] | None:
         if invitation is not None:
             token = tokens.mint(tokens.INVITATION, {"i": invitation.id, "n": notification.id})
             extra["banner_link"] = absolute_url("portal.activate", token=token)
-    if row.template != "todo_new":  # reminders and the weekly email are lists one may leave
+    if row.template not in (
+        "todo_new",
+        "document_new",
+        "request_reopened",
+    ):  # reminders and the weekly email are lists one may leave
         token = tokens.mint(
             tokens.UNSUBSCRIBE,
             {

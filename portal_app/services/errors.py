@@ -22,6 +22,11 @@ class NotFound(DomainError):
     code = "not_found"
 
 
+class Gone(DomainError):
+    status = 410
+    code = "gone"
+
+
 class Forbidden(DomainError):
     status = 403
     code = "forbidden"

@@ -191,6 +191,8 @@ SUBJECTS = {
     "todo_new": _l("%(firm)s: new to-do for %(account)s"),
     "todo_reminder": _l("Reminder: %(title)s (%(account)s)"),
     "weekly_transactions": _l("Your open transaction questions this week"),
+    "document_new": _l("%(firm)s shared a document with %(account)s"),
+    "request_reopened": _l("%(firm)s needs more for “%(title)s”"),
 }
 
 
@@ -308,3 +310,62 @@ def reminder_due_at(todo: Todo, number: int) -> datetime | None:
 def schedule_reminders(todo: Todo) -> None:
     """Set when the next reminder is due from the to-do's settings and what was sent."""
     todo.next_reminder_at = reminder_due_at(todo, todo.reminders_sent + 1)
+
+
+def _firm_and_account(firm_id: int, account_id: int) -> tuple[str, str]:
+    firm = db.session.scalar(select(Firm.name).where(Firm.id == firm_id)) or ""
+    account = db.session.scalar(select(Account.name).where(Account.id == account_id)) or ""
+    return firm, account
+
+
+def notify_new_document(document: Any) -> int:
+    """R-DOC-3: a new document the client may see is emailed to the account's recipients of
+    ``documents_upload`` (R-NOT-1), once (R-NOT-5)."""
+    firm, account_name = _firm_and_account(document.firm_id, document.account_id)
+    context = {
+        "account_id": document.account_id,
+        "account_name": account_name,
+        "category": "documents_upload",
+        "document_id": document.id,
+        "document_name": document.name,
+    }
+    return record_and_queue(
+        [
+            Decided(
+                recipient=recipient,
+                event_key=f"document:{document.id}:new",
+                kind="document_new",
+                todo_id=None,
+                subject={"firm": firm, "account": account_name},
+                template="document_new",
+                context=context,
+            )
+            for recipient in recipients("documents_upload", [document.account_id])
+        ]
+    )
+
+
+def notify_request_reopened(todo: Todo, item: Any) -> int:
+    """R-REQ-1: staff reopened an item of a client request; its recipients of
+    ``client_requests`` hear why (each reopening once)."""
+    firm, account_name = _firm_and_account(todo.firm_id, todo.account_id)
+    context = {
+        **todo_context(todo, account_name),
+        "item_label": item.label,
+        "comment": item.comment or "",
+    }
+    stamp = int(item.updated_at.timestamp())
+    return record_and_queue(
+        [
+            Decided(
+                recipient=recipient,
+                event_key=f"todo:{todo.id}:item:{item.id}:reopened:{stamp}",
+                kind="request_reopened",
+                todo_id=todo.id,
+                subject={"firm": firm, "title": todo.title},
+                template="request_reopened",
+                context=context,
+            )
+            for recipient in recipients("client_requests", [todo.account_id])
+        ]
+    )

@@ -26,7 +26,7 @@ from portal_app.models import (
     TodoDocument,
     utcnow,
 )
-from portal_app.services import notifications
+from portal_app.services import client_requests, notifications
 from portal_app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from portal_app.services.lookup import firm_row
 from portal_app.services.validation import parse_id
@@ -42,10 +42,12 @@ def action_for(todo: Todo) -> str:
         return "sign"
     if todo.kind in APPROVAL_KINDS:
         return "approve"
+    if todo.item_count:
+        return "submit"  # a client request with items: completed on its own page (R-REQ-1)
     return "done"
 
 
-PAST_TENSE = {"sign": "signed", "approve": "approved", "done": "done"}
+PAST_TENSE = {"sign": "signed", "approve": "approved", "done": "done", "submit": "done"}
 
 
 def _check(changes: dict[str, Any]) -> None:
@@ -76,6 +78,7 @@ def create_todo(
     reminder_every_days: int = 3,
     reminder_max: int = 3,
     document_ids: list[str] | None = None,
+    items: list[dict[str, Any]] | None = None,
 ) -> Todo:
     """Add a to-do and email it to the account's recipients of its kind (R-NOT-1); the
     documents named are what the client reads before signing or approving."""
@@ -105,6 +108,8 @@ def create_todo(
     db.session.flush()
     if document_ids:
         set_documents(todo, document_ids)
+    if items is not None:
+        client_requests.add_items(todo, items)
     notifications.notify_new_todo(todo)
     return todo
 
@@ -180,17 +185,13 @@ def account_page_todos(account_id: int) -> tuple[list[Todo], list[Todo]]:
         .scalar_subquery()
     )
     rows = db.session.scalars(
-        select(Todo).where(
-            Todo.account_id == account_id, (Todo.state == "open") | Todo.id.in_(latest_done)
-        )
+        select(Todo).where(Todo.account_id == account_id, (Todo.state == "open") | Todo.id.in_(latest_done))
     ).all()
     open_rows = sorted(
         (t for t in rows if t.state == "open"),
         key=lambda t: (t.due_date is None, t.due_date or date.min, t.id),
     )
-    done_rows = sorted(
-        (t for t in rows if t.state == "done"), key=lambda t: (t.done_at, t.id), reverse=True
-    )
+    done_rows = sorted((t for t in rows if t.state == "done"), key=lambda t: (t.done_at, t.id), reverse=True)
     return open_rows, done_rows
 
 
