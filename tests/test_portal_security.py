@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from datetime import timedelta
@@ -190,6 +191,36 @@ def test_r_sec_2_every_portal_form_refuses_a_post_without_csrf(app, make, smtp):
         "portal.login_code": ("/portal/login/code", {"code": "123456"}),
         "portal.login_code_email": ("/portal/login/code/email", {}),
     }
+    aid = world.account.id
+    request_todo = world.firm.api.post(
+        f"/accounts/{aid}/todos",
+        json={
+            "kind": "client_requests",
+            "title": "Documents",
+            "items": [{"label": "W-2", "type": "upload"}, {"label": "Moved?", "type": "answer"}],
+        },
+    ).get_json()
+    upload_item, answer_item = (i["id"] for i in request_todo["items"])
+    document = world.firm.api.post(
+        f"/accounts/{aid}/documents",
+        data={"file": (io.BytesIO(b"%PDF-1.4 x"), "x.pdf")},
+        content_type="multipart/form-data",
+    ).get_json()["id"]
+    base = f"/portal/a/{aid}/requests/{request_todo['id']}"
+    signed_in.update(
+        {
+            "portal.upload_documents": (f"/portal/a/{aid}/documents", {"file": (io.BytesIO(b"x"), "x.txt")}),
+            "portal.delete_document": (f"/portal/documents/{document}/delete", {}),
+            "portal.answer_request_item": (f"{base}/items/{answer_item}/answer", {"answer": "No"}),
+            "portal.upload_request_files": (
+                f"{base}/items/{upload_item}/files",
+                {"file": (io.BytesIO(b"x"), "y.txt")},
+            ),
+            "portal.submit_request": (f"{base}/submit", {}),
+            "portal.upload_photo": (f"/portal/a/{aid}/photo", {"file": (io.BytesIO(b"x"), "p.jpg")}),
+            "portal.delete_photo": (f"/portal/a/{aid}/photo/delete", {}),
+        }
+    )
     posts.update(signed_in)
     for endpoint in (
         "portal.reset_password",
