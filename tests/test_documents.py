@@ -247,3 +247,14 @@ def test_r_doc_4_types_are_sniffed_names_cleaned_and_every_download_is_a_sandbox
         assert disposition.startswith("attachment;") and "filename*=UTF-8''evilgpj.html" in disposition
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["Content-Security-Policy"] == "sandbox; default-src 'none'"
+
+
+@pytest.mark.settings(LIMIT_UPLOADS="2 per hour")
+def test_r_sec_3_uploads_are_rate_limited_per_portal_user(app, make, smtp):
+    world = signed_in(app, make, smtp)
+    firm, account, client = world.firm, world.account, world.client
+    for n in range(2):
+        assert client_upload(client, account.id, [(b"x%d" % n, f"{n}.txt")]).status_code == 303
+    refused = client_upload(client, account.id, [(b"third", "third.txt")])
+    assert refused.status_code == 429
+    assert "third.txt" not in api_documents(firm, account.id) and len(api_documents(firm, account.id)) == 2

@@ -119,3 +119,48 @@ def test_r_doc_4_with_clamd_down_a_document_stays_pending_and_the_periodic_run_s
     assert result.exit_code == 0, result.output
     assert api_documents(firm, account.id)["waiting.pdf"]["scan"] == "clean"
     assert client.get(f"/portal/documents/{waiting['id']}").data == b"%PDF-1.4 waiting"
+
+
+def test_r_doc_4_scanning_runs_in_the_rq_worker_and_a_failed_scan_is_retried(
+    app, make, smtp, clamd, redis_url
+):
+    """With Redis, the scan is an rq job (after the commit) that the production worker class runs;
+    with clamd unreachable the job fails with a retry scheduled and the file stays pending."""
+    from redis import Redis
+    from rq import Queue
+    from rq.registry import ScheduledJobRegistry
+
+    from portal_app.queue import QUEUE_NAME
+    from tests.conftest import run_worker
+    from tests.portal_helpers import login
+    from tests.test_notifications import activated, set_settings
+
+    queue = Queue(QUEUE_NAME, connection=Redis.from_url(redis_url))
+    firm = make.firm("Harbor & Finch CPA")
+    account = make.account(firm.id, "Berger Family")
+    email = account.contacts[0].emails[0]
+    set_settings(firm, account.id, email.id, login=True)
+    activated(app, firm.id, email.id)
+    client = app.test_client()
+    assert login(client, email.address).status_code == 302
+    queue.empty()
+    app.config["CLAMAV_URL"] = clamd
+    assert (
+        client_upload(client, account.id, [(EICAR, "virus.txt"), (b"%PDF-1.4 ok", "ok.pdf")]).status_code
+        == 303
+    )
+    assert api_documents(firm, account.id)["ok.pdf"]["scan"] == "pending"  # nothing ran in the web process
+    assert len(queue) == 1
+    run_worker(app)
+    docs = api_documents(firm, account.id)
+    assert docs["ok.pdf"]["scan"] == "clean" and docs["virus.txt"]["scan"] == "infected"
+    # clamd unreachable: the job fails, rq schedules its retry, the file stays pending
+    app.config["CLAMAV_URL"] = f"tcp://127.0.0.1:{free_port()}"
+    assert client_upload(client, account.id, [(b"%PDF-1.4 later", "later.pdf")]).status_code == 303
+    run_worker(app)
+    assert api_documents(firm, account.id)["later.pdf"]["scan"] == "pending"
+    scheduled = ScheduledJobRegistry(queue=queue)
+    assert len(scheduled) == 1  # the retry, in 10 seconds
+    [job_id] = scheduled.get_job_ids()
+    assert queue.fetch_job(job_id).retries_left == 4
+    scheduled.remove(job_id, delete_job=True)
