@@ -7,6 +7,7 @@ import io
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import select, update
@@ -49,6 +50,23 @@ def client_upload(client: Any, account_id: int, files: list[tuple[bytes, str]], 
     body, content_type = multipart({"csrf_token": token, **headers.pop("form", {})}, files)
     return client.post(
         f"/portal/a/{account_id}/documents", data=body, content_type=content_type, headers=headers
+    )
+
+
+def raw_upload(
+    client: Any, account_id: int, data: bytes, name: str, *, batch: str = "", token: str | None = None
+) -> Any:
+    """What the page's JavaScript sends: the file as the body, its name and the CSRF token in headers."""
+    if token is None:
+        token = csrf_from(client.get(f"/portal/a/{account_id}/documents").data)
+    headers = {"X-Upload": "xhr", "X-File-Name": quote(name), "X-Upload-Batch": batch}
+    if token:
+        headers["X-CSRFToken"] = token
+    return client.post(
+        f"/portal/a/{account_id}/documents",
+        data=data,
+        content_type="application/octet-stream",
+        headers=headers,
     )
 
 
@@ -116,12 +134,13 @@ def test_r_doc_2_client_uploads_many_files_in_one_form_streamed_with_one_inbox_i
     assert w2["content_type"] == "application/pdf" and w2["scan"] == "not_scanned"
     [item] = inbox(app, "client_upload")
     assert item.title == "Anna Berger uploaded 2 documents to Berger Family" and item.account_id == account.id
-    # with JavaScript each file is its own request; one batch id: still one Inbox+ item
+    # with JavaScript each file is its own request, the file as the body; one batch id: one item
     for data, name in ((b"one", "a.txt"), (b"two", "b.txt")):
-        xhr = client_upload(
-            client, account.id, [(data, name)], **{"X-Upload": "xhr", "form": {"batch": "b1"}}
-        )
+        xhr = raw_upload(client, account.id, data, name, batch="b1")
         assert xhr.status_code == 201 and xhr.get_json()["saved"] == 1
+    assert raw_upload(client, account.id, b"x", "no-token.txt", token="").status_code == 400
+    assert raw_upload(client, account.id, b"x" * (1024 * 1024 + 10), "big-raw.bin").status_code == 413
+    assert {"no-token.txt", "big-raw.bin"}.isdisjoint(api_documents(firm, account.id))
     items = inbox(app, "client_upload")
     assert len(items) == 2 and items[1].title == "Anna Berger uploaded 2 documents to Berger Family"
     # over UPLOAD_MAX_MB: 413, nothing kept, no temporary file left behind
@@ -199,7 +218,8 @@ def test_r_doc_3_a_visible_staff_upload_notifies_once_and_a_hidden_or_quiet_one_
     assert staff_upload(firm, account.id, "Organizer.pdf", b"%PDF-1.7 organizer").status_code == 201
     [*_, mail] = smtp.wait_for(before + 1)
     assert "shared a document with Berger Family" in mail["Subject"]
-    assert "Organizer.pdf" in mail.get_body(("plain",)).get_content()
+    text = mail.get_body(("plain",)).get_content()
+    assert "Organizer.pdf" in text and f"/portal/a/{account.id}/documents" in text  # straight to it
     staff_upload(firm, account.id, "quiet.pdf", b"%PDF-1.7 quiet", notify_client="false")
     staff_upload(firm, account.id, "hidden.pdf", b"%PDF-1.7 hidden", visible_to_client="false")
     staff_upload(firm, account.id, "Organizer.pdf", b"%PDF-1.7 organizer")  # same name and size: skipped

@@ -164,7 +164,7 @@ def production(app, make, smtp, redis_url, database_url, tmp_path, certificate) 
         stop(proc)
 
 
-def test_production_walk_over_tls_with_a_real_browser_and_the_staff_api(production, app, browser):  # noqa: F811
+def test_production_walk_over_tls_with_a_real_browser_and_the_staff_api(production, app, browser, tmp_path):  # noqa: F811
     """Staff invite over HTTPS, the client activates in Chromium with `__Host-` Secure cookies, the
     staff SPA's cookie calls pass the CSRF token and HTTPS referrer checks, and the access log
     has one redacted line per request."""
@@ -210,6 +210,14 @@ def test_production_walk_over_tls_with_a_real_browser_and_the_staff_api(producti
     assert "Berger Family" in page.content()
     [session] = [c for c in context.cookies() if c["name"] == "__Host-portico_session"]
     assert session["secure"] and session["httpOnly"] and session["sameSite"] == "Lax"
+    # a JavaScript upload over HTTPS: the file as the body, the CSRF token in a header, no
+    # Referer (the portal sends none), the __Host- cookie; then the page lists it
+    page.get_by_role("link", name="Documents", exact=True).click()
+    file = tmp_path / "W-2 2025.pdf"
+    file.write_bytes(b"%PDF-1.4 production upload")
+    page.get_by_label(re.compile("Choose files")).set_input_files(str(file))
+    page.get_by_role("button", name="Upload", exact=True).click()
+    page.get_by_role("link", name="W-2 2025.pdf").wait_for()
     page.get_by_role("link", name="Profile").click()
     assert page.url.endswith("/portal/profile")
     assert_no_csp_violations(page)

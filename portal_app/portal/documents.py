@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from urllib.parse import unquote
 
 from flask import Response, abort, current_app, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
+from flask_wtf.csrf import validate_csrf
 from sqlalchemy import select
+from wtforms.validators import ValidationError
 
 from portal_app.downloads import file_download
 from portal_app.extensions import db, limiter
@@ -21,7 +24,7 @@ from portal_app.portal.base import bp, client_page, portal_user, refuse_expired_
 from portal_app.portal.forms import ConfirmForm
 from portal_app.services import client_accounts, documents
 from portal_app.services.errors import DomainError, NotFound
-from portal_app.upload_stream import streamed
+from portal_app.upload_stream import receive_raw_file, streamed
 
 
 def _upload_key() -> str:
@@ -58,8 +61,34 @@ def uploader(user: PortalUser) -> documents.ClientUploader:
     )
 
 
-def received_files() -> list[Any]:
-    return [f for f in request.files.getlist("file") if f.filename]
+def raw_upload() -> bool:
+    """The page's JavaScript sends each file as the request body itself (``X-File-Name``)."""
+    return request.mimetype == "application/octet-stream"
+
+
+def upload_allowed() -> None:
+    """CSRF (R-SEC-2) for both shapes: the form's token, or the same session-bound token in the
+    JavaScript's ``X-CSRFToken`` header (the portal's pages send no Referer, so, as for its
+    forms, the token is the check)."""
+    if raw_upload():
+        try:
+            validate_csrf(request.headers.get("X-CSRFToken", ""))
+        except ValidationError:
+            refuse_expired_form()
+    elif not ConfirmForm().validate_on_submit():
+        refuse_expired_form()
+
+
+def incoming_files() -> tuple[list[documents.Incoming], str]:
+    """This upload's files and its batch id: the files of a multipart form (field ``file``,
+    many), or the one file of a raw body."""
+    if raw_upload():
+        name = unquote(request.headers.get("X-File-Name", "")) or "upload"
+        batch = request.headers.get("X-Upload-Batch", "")
+        return [documents.Incoming(name, streamed=receive_raw_file())], batch[:40]
+    files = [f for f in request.files.getlist("file") if f.filename]
+    batch = request.form.get("batch") or ""
+    return [documents.Incoming(f.filename, streamed=streamed(f)) for f in files], batch[:40]
 
 
 def report_upload(user: PortalUser, account: Account, saved: list[documents.Saved], batch: str) -> None:
@@ -155,23 +184,17 @@ def account_documents(user: PortalUser, account_id: int) -> Any:
 def upload_documents(user: PortalUser, account_id: int) -> Any:
     """Many files in one form (field ``file``), each streamed to disk (R-DOC-2)."""
     _accounts, current = account_or_404(user, account_id)
-    form = ConfirmForm()
-    if not form.validate_on_submit():
-        refuse_expired_form()
-    files = received_files()
+    upload_allowed()
+    files, batch = incoming_files()
     if not files:
         message = _("Choose at least one file to upload.")
         if wants_json():
             return jsonify({"error": {"code": "validation_failed", "message": message}}), 422
         return render_documents(user, current.id, errors=[message], status=422)
     saved = documents.save_many(
-        current,
-        [documents.Incoming(f.filename, streamed=streamed(f)) for f in files],
-        source="client",
-        client=uploader(user),
-        visible_to_client=True,
+        current, files, source="client", client=uploader(user), visible_to_client=True
     )
-    report_upload(user, current, saved, (request.form.get("batch") or "")[:40])
+    report_upload(user, current, saved, batch)
     new = sum(1 for s in saved if s.skipped_reason is None)
     if wants_json():
         return jsonify(

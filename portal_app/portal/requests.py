@@ -15,16 +15,16 @@ from portal_app.portal.accounts import account_or_404
 from portal_app.portal.base import bp, client_page, refuse_expired_form
 from portal_app.portal.documents import (
     client_name,
+    incoming_files,
     limit_uploads,
-    received_files,
     report_upload,
+    upload_allowed,
     uploader,
     wants_json,
 )
 from portal_app.portal.forms import ConfirmForm
 from portal_app.services import client_requests, documents
 from portal_app.services.errors import Conflict, NotFound, ValidationFailed
-from portal_app.upload_stream import streamed
 
 
 def _request(user: PortalUser, account_id: int, todo_id: int) -> tuple[list[Any], Any, Todo]:
@@ -107,11 +107,10 @@ def answer_request_item(user: PortalUser, account_id: int, todo_id: int, item_id
 @client_page
 def upload_request_files(user: PortalUser, account_id: int, todo_id: int, item_id: int) -> Any:
     """Files for an upload item: documents of the account with the item's id (R-REQ-1)."""
-    if not ConfirmForm().validate_on_submit():
-        refuse_expired_form()
+    upload_allowed()
     _accounts, current, todo = _request(user, account_id, todo_id)
     item = _item(todo, item_id)
-    files = received_files()
+    files, batch = incoming_files()
     problem = None
     if item.type != "upload":
         problem = _("This item asks for an answer.")
@@ -125,14 +124,14 @@ def upload_request_files(user: PortalUser, account_id: int, todo_id: int, item_i
         return render_request(user, account_id, todo_id, errors={item_id: problem}, status=422)
     saved = documents.save_many(
         current,
-        [documents.Incoming(f.filename, streamed=streamed(f)) for f in files],
+        files,
         source="client",
         client=uploader(user),
         visible_to_client=True,
         request_item_id=item.id,
     )
     client_requests.files_added(todo, item)
-    report_upload(user, current, saved, (request.form.get("batch") or "")[:40])
+    report_upload(user, current, saved, batch)
     if wants_json():
         return jsonify({"saved": sum(1 for s in saved if s.skipped_reason is None)}), 201
     return _back(account_id, todo_id, user)

@@ -80,7 +80,10 @@ def notification_context(row: OutboxEmail) -> dict[str, Any] | None:
     extra: dict[str, Any] = {
         "address": email.address,
         "category_label": str(CATEGORY_LABELS[category]),
-        "portal_link": absolute_url("portal.account_home", account_id=account_ids[0])
+        "portal_link": absolute_url(
+            "portal.account_documents" if row.template == "document_new" else "portal.account_home",
+            account_id=account_ids[0],
+        )
         if len(account_ids) == 1
         else absolute_url("portal.home"),
         "banner": not activated and any(s.login for s in settings),
