@@ -3,6 +3,7 @@ by staff with a comment, reminded until done."""
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 from typing import Any
 
@@ -78,9 +79,21 @@ def test_r_req_1_client_uploads_answers_submits_and_staff_reopen_an_item(app, ma
     assert wrong.status_code == 422
     document = api_documents(firm, account.id)["w2.pdf"]
     assert document["request_item_id"] == upload_item["id"] and document["source"] == "client"
+    # a file the account already had (same name and size) counts for the item without a copy
+    body, content_type = multipart({"csrf_token": token}, [(b"%PDF-1.7 shared", "organizer.pdf")])
+    already = firm.api.post(
+        f"/accounts/{account.id}/documents",
+        data={"file": (io.BytesIO(b"%PDF-1.7 shared"), "organizer.pdf")},
+        content_type="multipart/form-data",
+    ).get_json()
+    again = client.post(f"{base}/items/{upload_item['id']}/files", data=body, content_type=content_type)
+    assert again.status_code == 303
+    assert api_documents(firm, account.id)["organizer.pdf"]["id"] == already["id"]
+    assert api_documents(firm, account.id)["organizer.pdf"]["request_item_id"] == upload_item["id"]
     state = firm.api.get(f"/accounts/{account.id}/todos").get_json()["items"][0]
     assert [i["complete"] for i in state["items"]] == [True, True]
-    assert state["items"][0]["document_ids"] == [document["id"]] and state["items"][1]["answer"] == "No."
+    assert state["items"][0]["document_ids"] == [document["id"], already["id"]]
+    assert state["items"][1]["answer"] == "No."
     assert client.post(f"{base}/submit", data={"csrf_token": token}).status_code == 303
     done = firm.api.get(f"/accounts/{account.id}/todos").get_json()["items"][0]
     assert done["state"] == "done" and done["done_by"]["email"] == world.email.address

@@ -130,7 +130,7 @@ def upload_request_files(user: PortalUser, account_id: int, todo_id: int, item_i
         visible_to_client=True,
         request_item_id=item.id,
     )
-    client_requests.files_added(todo, item)
+    client_requests.files_added(todo, item, [s.document for s in saved if s.document is not None])
     report_upload(user, current, saved, batch)
     if wants_json():
         return jsonify({"saved": sum(1 for s in saved if s.skipped_reason is None)}), 201

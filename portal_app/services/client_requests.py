@@ -138,9 +138,13 @@ def answer(todo: Todo, item: TodoItem, text: str) -> TodoItem:
     return item
 
 
-def files_added(todo: Todo, item: TodoItem) -> None:
-    """Files were saved to an upload item: it is complete."""
+def files_added(todo: Todo, item: TodoItem, files: list[Document]) -> None:
+    """Files were saved to an upload item: it is complete. A file skipped because the account
+    already had it (same name and size) counts for the item too, unless another item has it."""
     _still_open(todo)
+    for document in files:
+        if document.request_item_id is None:
+            document.request_item_id = item.id
     item.complete = True
     item.updated_at = utcnow()
     db.session.flush()
