@@ -320,6 +320,19 @@ def test_r_syn_7_real_mail_from_outlook_apple_mail_gmail_and_thunderbird(app, wo
     assert "See below." in html
 
 
+def test_r_syn_7_raw_utf8_headers_are_read_as_utf8_not_mojibake(app, world):
+    """Apple Mail writes a non-ASCII file name (and often the subject) as raw UTF-8 in the header
+    (RFC 6532) instead of RFC 2231/2047: the document and the thread get the name as written."""
+    sanne = world.client_of("Sanne", "de Vriës", "sanne@devries.example", "De Vriës")
+    assert world.post(raw("apple-mail-raw-utf8.eml")).get_json()["status"] == "stored"
+    assert list(documents_of(world, sanne)) == ["ciële.txt"]
+    [thread] = world.firm.api.get(f"/accounts/{sanne.id}/threads").get_json()["items"]
+    assert thread["subject"] == "Jaaroverzicht en ciële stukken 2025"
+    message = world.firm.api.get(f"/threads/{thread['id']}").get_json()["messages"][0]
+    assert "financiële stukken" in message["text"]
+    assert [a["name"] for a in message["attachments"]] == ["ciële.txt"]
+
+
 def test_r_syn_7_broken_mime_is_stored_as_far_as_it_reads_never_a_500(app, world):
     account = world.client_of("Günther", "Müller", "g.mueller@mueller-gmbh.example", "Müller GmbH")
     assert world.post(raw("broken.eml")).status_code == 200

@@ -75,6 +75,34 @@ def decode_words(value: str) -> str:
         return value
 
 
+def _raw_utf8(value: str) -> str:
+    """A header value with raw 8-bit bytes (RFC 6532: Apple Mail and others write UTF-8 names
+    and subjects unencoded) comes out of the bytes parser as surrogate escapes; these are its
+    bytes read as UTF-8, or as Windows-1252 when they are not UTF-8."""
+    data = value.encode("ascii", "surrogateescape")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", "replace")
+
+
+def repair_raw_headers(message: Message, parts: int) -> None:
+    """Give raw 8-bit header values of the message and its first ``parts`` parts their text, so
+    ``get`` and ``get_filename`` see ``ciële.txt``, not ``ci\ufffd\ufffdle.txt``. Only values
+    that are not ASCII are touched (``isascii`` is a C scan); this reaches into compat32's
+    header list, the one place the raw value is kept."""
+    for count, part in enumerate(message.walk()):
+        if count > parts:
+            break
+        headers = part._headers  # noqa: SLF001 - compat32 keeps (name, raw value) pairs here
+        if all(isinstance(v, str) and v.isascii() for _, v in headers):
+            continue
+        part._headers = [  # noqa: SLF001
+            (name, _raw_utf8(value) if isinstance(value, str) and not value.isascii() else value)
+            for name, value in headers
+        ]
+
+
 def _header(message: Message, name: str, problems: list[str]) -> str:
     """One header as text. The message is parsed with the compat32 policy, which keeps headers
     as they came (the modern policy's header objects cost more than the whole parse); RFC 2047
@@ -111,6 +139,7 @@ def parse_headers(raw: bytes) -> Parsed:
     except Exception as exc:  # pragma: no cover - the parser is lenient; belt and braces
         parsed.problems.append(f"unreadable message: {type(exc).__name__}")
         return parsed
+    repair_raw_headers(message, 0)
     _read_headers(message, parsed)
     return parsed
 
@@ -125,6 +154,7 @@ def parse(raw: bytes) -> Parsed:
         return parsed
     if getattr(message, "defects", None):
         problems.extend(sorted({type(d).__name__ for d in message.defects}))
+    repair_raw_headers(message, MAX_PARTS)
     _read_headers(message, parsed)
     _walk(message, parsed, referenced=_cid_references(message), budget=_PartBudget())
     if parsed.budget_note:
