@@ -41,7 +41,12 @@ def enrol_app(client: Any) -> tuple[pyotp.TOTP, list[str], Any]:
     assert "<svg" in page and "otpauth" not in page.split("<svg")[0]
     key = re.search(r'<code class="secret" id="totp-key">([A-Z2-7]+)</code>', page).group(1)
     totp = pyotp.TOTP(key)
-    done = client.post("/portal/mfa/app/confirm", data={"code": totp.now(), "csrf_token": csrf_from(page)})
+    # the very code that confirmed it: a replay check must use this one, not a later now(),
+    # which a step boundary would turn into a fresh, valid code
+    totp.confirmed_with = totp.now()  # type: ignore[attr-defined]
+    done = client.post(
+        "/portal/mfa/app/confirm", data={"code": totp.confirmed_with, "csrf_token": csrf_from(page)}
+    )
     assert done.status_code == 200, done.data[:2000]
     body = done.data.decode()
     codes = re.findall(r"<li><code>([a-z2-9]{5}-[a-z2-9]{5})</code></li>", body)
@@ -88,7 +93,7 @@ def test_r_sec_13_client_enrols_an_app_and_signs_in_with_a_code_then_a_recovery_
     code_page = client.get("/portal/login/code")
     assert b"authenticator app" in code_page.data and b"Berger Family" not in code_page.data
     assert enter_code(client, "000000").status_code == 401
-    assert enter_code(client, totp.now()).status_code == 401  # used to confirm: no replay
+    assert enter_code(client, totp.confirmed_with).status_code == 401  # used to confirm: no replay
     done = enter_code(client, next_code(totp))
     assert done.status_code == 303
     assert home(client).status_code == 200 and b"Berger Family" in home(client).data
