@@ -122,6 +122,7 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "MAIL_FROM": env.get("MAIL_FROM", "") or "Portico <no-reply@portico.localhost>",
         "BASE_URL": (env.get("BASE_URL", "") or "http://127.0.0.1:5000").rstrip("/"),
         "INVITATION_MAX_AGE_DAYS": _int(env, "INVITATION_MAX_AGE_DAYS", 7),
+        "ACTION_LINK_MAX_AGE_DAYS": _int(env, "ACTION_LINK_MAX_AGE_DAYS", 14),
         "PASSWORD_RESET_MAX_AGE_MINUTES": _int(env, "PASSWORD_RESET_MAX_AGE_MINUTES", 60),
         "SESSION_MAX_AGE_HOURS": session_hours,
         "SESSION_IDLE_MINUTES": _int(env, "SESSION_IDLE_MINUTES", 60),
@@ -162,6 +163,8 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "LIMIT_PER_IP": env.get("LIMIT_PER_IP", "") or "100 per 10 minutes",
         "LIMIT_PER_EMAIL": env.get("LIMIT_PER_EMAIL", "") or "6 per 10 minutes",
         "LIMIT_NEW_INVITATION": env.get("LIMIT_NEW_INVITATION", "") or "3 per day",
+        # R-LFA-4: requests to one emailed action link (its page, downloads, answers, uploads)
+        "LIMIT_PER_LINK": env.get("LIMIT_PER_LINK", "") or "60 per 10 minutes",
         # Behind a TLS-terminating proxy: how many proxies in front of us set X-Forwarded-*
         # (0 = none; the headers are then ignored, so nobody can spoof scheme or host).
         "PROXY_HOPS": _non_negative(env, "PROXY_HOPS", 0),

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from portal_app.extensions import db
 from portal_app.mail.transport import dev_mail_dir
 from portal_app.models import (
+    LOGIN_FREE_ACTIONS,
     Account,
     ContactEmail,
     ContactSettings,
@@ -249,6 +250,8 @@ def _delivered_link(outbox_id: int) -> str | None:
 
 def _create_demo_firm() -> Firm:
     firm = create_firm(DEMO_FIRM_NAME, timezone="Europe/Berlin")
+    # every login-free action on (R-LFA-1): the to-do emails in /dev/mail open without a login
+    firm.login_free_actions = list(LOGIN_FREE_ACTIONS)
     create_staff_user(
         firm, email=DEMO_ADMIN_EMAIL, password=DEMO_ADMIN_PASSWORD, name="Hanna Finch", role="admin"
     )

@@ -25,7 +25,10 @@ UNSUBSCRIBE = "portico.unsubscribe.v1"
 # The staff API's second step after a correct password (R-SEC-13): 5 minutes, single use.
 MFA_LOGIN = "portico.mfa-login.v1"
 STAFF_PASSWORD = "portico.staff-password.v1"
-PURPOSES = (INVITATION, PASSWORD_RESET, UNSUBSCRIBE, MFA_LOGIN, STAFF_PASSWORD)
+# "Open without logging in" (R-LFA-2): one item, one contact email, checked against the database
+# as it is at every use.
+ACTION_LINK = "portico.action-link.v1"
+PURPOSES = (INVITATION, PASSWORD_RESET, UNSUBSCRIBE, MFA_LOGIN, STAFF_PASSWORD, ACTION_LINK)
 
 
 class InvalidToken(Exception):

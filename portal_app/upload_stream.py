@@ -160,6 +160,8 @@ UPLOAD_ENDPOINTS: dict[str, tuple[str, int | str, int | str]] = {
     "documents.AccountDocuments": ("documents", "UPLOAD_MAX_MB", 1),
     "portal.upload_documents": ("documents", "UPLOAD_MAX_MB", "UPLOAD_MAX_FILES"),
     "portal.upload_request_files": ("documents", "UPLOAD_MAX_MB", "UPLOAD_MAX_FILES"),
+    "portal.action_link_upload": ("documents", "UPLOAD_MAX_MB", "UPLOAD_MAX_FILES"),
+    "portal.action_link_item_files": ("documents", "UPLOAD_MAX_MB", "UPLOAD_MAX_FILES"),
     "photos.AccountPhoto": ("photos", 10 * 1024 * 1024, 1),
     "portal.upload_photo": ("photos", 10 * 1024 * 1024, 1),
 }

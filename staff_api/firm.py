@@ -31,6 +31,7 @@ def firm_payload(firm: Firm) -> dict[str, Any]:
         "require_mfa_staff": firm.require_mfa_staff,
         "require_mfa_clients": firm.require_mfa_clients,
         "reply_to": firm.reply_to,
+        "login_free_actions": list(firm.login_free_actions or []),
     }
 
 
@@ -48,7 +49,8 @@ class FirmDetail(MethodView):
     def patch(self, changes: dict[str, Any]) -> dict[str, Any]:
         """Change the firm's name, time zone (IANA; recipients without a portal login of their own
         get the weekly email at 09:00 in it), or require two-factor sign-in for all staff and/or all
-        clients (R-SEC-13). Admins only."""
+        clients (R-SEC-13), or choose what clients may do from a notification email without
+        logging in (`login_free_actions`, R-LFA-1). Admins only; every change is audited."""
         user = current_staff()
         firm = staff.update_firm(user, db.session.get_one(Firm, user.firm_id), changes)
         return firm_payload(firm)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from portal_app.models import LOGIN_FREE_ACTIONS
 from staff_api.schemas import NOTIFICATION_CATEGORIES, StrictBoolean, StrictSchema
 
 # --- to-dos ------------------------------------------------------------------------------------
@@ -12,6 +13,12 @@ from staff_api.schemas import NOTIFICATION_CATEGORIES, StrictBoolean, StrictSche
 class TodoDoneBySchema(Schema):
     email = fields.String(required=True, allow_none=True)
     action = fields.String(required=True, validate=validate.OneOf(["signed", "approved", "done"]))
+    via = fields.String(
+        required=True,
+        allow_none=True,
+        validate=validate.OneOf(["portal", "email_link"]),
+        metadata={"description": "Where the client did it: signed in, or from an emailed link; null: staff."},
+    )
 
 
 class TodoItemSchema(Schema):
@@ -136,6 +143,11 @@ class FirmSchema(Schema):
         allow_none=True,
         metadata={"description": "Reply-To of the firm's emails (From: MAIL_FROM under the firm's name)."},
     )
+    login_free_actions = fields.List(
+        fields.String(validate=validate.OneOf(LOGIN_FREE_ACTIONS)),
+        required=True,
+        metadata={"description": "What clients may do from an email without logging in (R-LFA-1)."},
+    )
 
 
 class FirmPatchSchema(StrictSchema):
@@ -148,3 +160,10 @@ class FirmPatchSchema(StrictSchema):
     )
     require_mfa_staff = StrictBoolean(metadata={"description": "Every staff user signs in with two factors."})
     require_mfa_clients = StrictBoolean(metadata={"description": "Every client signs in with two factors."})
+    login_free_actions = fields.List(
+        fields.String(validate=validate.OneOf(LOGIN_FREE_ACTIONS)),
+        validate=validate.Length(max=len(LOGIN_FREE_ACTIONS)),
+        metadata={
+            "description": "A subset of " + ", ".join(LOGIN_FREE_ACTIONS) + "; [] (the default): none."
+        },
+    )

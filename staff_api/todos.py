@@ -40,7 +40,9 @@ def todo_payload(todo: Todo, documents: list[Any] | None = None) -> dict[str, An
         "reminder_max": todo.reminder_max,
         "state": todo.state,
         "done_at": todo.done_at,
-        "done_by": {"email": todo.done_by_address, "action": todo.done_action} if todo.done_action else None,
+        "done_by": {"email": todo.done_by_address, "action": todo.done_action, "via": todo.done_via}
+        if todo.done_action
+        else None,
         "document_ids": [str(d.id) for d in documents],
         **({"request_items": items} if (items := client_requests.item_payloads(todo)) is not None else {}),
         "created_at": todo.created_at,
@@ -100,6 +102,13 @@ class TodoDetail(MethodView):
         user = current_staff()
         todo = todos.update_todo(todos.get_todo(user.firm_id, todo_id), changes, staff=user)
         return todo_payload(todo)
+
+    @blp.response(204)
+    @blp.alt_response(404, schema=ErrorSchema)
+    def delete(self, todo_id: str) -> None:
+        """Delete a to-do raised by mistake: it leaves the portal, its reminders stop, and every
+        "Open without logging in" link to it dies (R-LFA-2); files uploaded to it stay."""
+        todos.delete_todo(todos.get_todo(current_staff().firm_id, todo_id))
 
 
 @blp.route("/todos/<todo_id>/items/<item_id>")

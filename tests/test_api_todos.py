@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 
 def test_todos_are_created_edited_and_completed(make):
     firm = make.firm()
@@ -29,7 +31,7 @@ def test_todos_are_created_edited_and_completed(make):
     }
     done = firm.api.patch(f"/todos/{todo['id']}", json={"state": "done"}).get_json()
     assert done["state"] == "done" and done["done_at"]
-    assert done["done_by"] == {"email": firm.staff_email, "action": "done"}
+    assert done["done_by"] == {"email": firm.staff_email, "action": "done", "via": None}
     reopened = firm.api.patch(f"/todos/{todo['id']}", json={"state": "open", "due_date": None}).get_json()
     assert reopened["done_at"] is None and reopened["due_date"] is None and reopened["done_by"] is None
 
@@ -133,3 +135,23 @@ def test_todo_validation_and_tenancy(make):
     ).get_json()
     assert firm.api.patch(f"/todos/{theirs_todo['id']}", json={"state": "done"}).status_code == 404
     assert theirs.api.patch(f"/todos/{theirs_todo['id']}", json={}).get_json()["state"] == "open"
+
+
+def test_a_to_do_raised_by_mistake_is_deleted_its_files_stay_and_other_firms_cannot(make):
+    firm = make.firm()
+    account = make.account(firm.id)
+    document = firm.api.post(
+        f"/accounts/{account.id}/documents",
+        data={"file": (io.BytesIO(b"%PDF-1.4 x"), "x.pdf")},
+        content_type="multipart/form-data",
+    ).get_json()
+    todo = firm.api.post(
+        f"/accounts/{account.id}/todos",
+        json={"kind": "documents_signature", "title": "Wrong form", "document_ids": [document["id"]]},
+    ).get_json()
+    stranger = make.firm()
+    assert stranger.api.delete(f"/todos/{todo['id']}").status_code == 404
+    assert firm.api.delete(f"/todos/{todo['id']}").status_code == 204
+    assert firm.api.get(f"/accounts/{account.id}/todos").get_json()["items"] == []
+    assert firm.api.delete(f"/todos/{todo['id']}").status_code == 404
+    assert firm.api.get(f"/documents/{document['id']}/content").status_code == 200

@@ -49,7 +49,15 @@ def test_r_sec_9_every_route_that_takes_a_token_is_redacted_in_access_logs(app):
         with app.test_request_context():
             from flask import url_for
 
-            values = {name: (secret if name == "token" else 1) for name in rule.arguments}
+            # ids are 1; a choice among words (`any(sign, approve)`) takes its first
+            choices = {
+                name: sorted(getattr(conv, "items", ()))
+                for name, conv in rule._converters.items()  # noqa: SLF001 - werkzeug's own map
+            }
+            values = {
+                name: secret if name == "token" else (choices[name][0] if choices.get(name) else 1)
+                for name in rule.arguments
+            }
             path = url_for(rule.endpoint, **values)
         record = logging.LogRecord("gunicorn.access", logging.INFO, __file__, 1, "%(r)s", None, None)
         record.args = {"r": f"POST {path}?List-Unsubscribe=One-Click HTTP/1.1", "U": path}

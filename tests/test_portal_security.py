@@ -7,6 +7,7 @@ import io
 import logging
 import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
@@ -219,6 +220,39 @@ def test_r_sec_2_every_portal_form_refuses_a_post_without_csrf(app, make, smtp):
             "portal.submit_request": (f"{base}/submit", {}),
             "portal.upload_photo": (f"/portal/a/{aid}/photo", {"file": (io.BytesIO(b"x"), "p.jpg")}),
             "portal.delete_photo": (f"/portal/a/{aid}/photo/delete", {}),
+        }
+    )
+    # the pages of an emailed "Open without logging in" link (R-LFA-3): live links, no CSRF token
+    world.firm.api.patch(
+        "/firm", json={"login_free_actions": ["sign", "upload_documents", "complete_client_requests"]}
+    )
+    world.firm.api.patch(world.settings_path, json={"notify": True, "signatory": True})
+    sign_todo = world.firm.api.post(
+        f"/accounts/{aid}/todos", json={"kind": "documents_signature", "title": "Form 8879"}
+    ).get_json()
+    with in_app(app) as session:
+        from portal_app.models import ContactEmail, Firm, Todo
+        from portal_app.services import action_links
+
+        firm_row, email_row = session.get(Firm, world.firm.id), session.get(ContactEmail, world.email.id)
+
+        def minted(**item: Any) -> str:
+            return "/portal/link/" + action_links.mint(firm_row, email=email_row, account_id=aid, **item)
+
+        sign_link = minted(todo=session.get(Todo, int(sign_todo["id"])))
+        request_link = minted(todo=session.get(Todo, int(request_todo["id"])))
+        documents_link = minted(document_ids=[int(document)])
+    assert app.test_client().get(sign_link).status_code == 200
+    signed_in.update(
+        {
+            "portal.action_link_complete": (sign_link + "/sign", {"confirm": "yes"}),
+            "portal.action_link_answer": (f"{request_link}/items/{answer_item}/answer", {"answer": "No"}),
+            "portal.action_link_item_files": (
+                f"{request_link}/items/{upload_item}/files",
+                {"file": (io.BytesIO(b"x"), "z.txt")},
+            ),
+            "portal.action_link_submit": (request_link + "/submit", {}),
+            "portal.action_link_upload": (documents_link + "/upload", {"file": (io.BytesIO(b"x"), "u.txt")}),
         }
     )
     posts.update(signed_in)

@@ -62,14 +62,22 @@ def test_r_por_6_clients_sign_approve_and_mark_done_and_staff_see_who_and_when(a
     assert f"{base}/{sign['id']}/sign" not in thanks  # it left the open list
     staff_view = todo_state(firm, sign["id"])
     assert staff_view["state"] == "done" and staff_view["done_at"]
-    assert staff_view["done_by"] == {"email": world.email.address, "action": "signed"}
+    assert staff_view["done_by"] == {"email": world.email.address, "action": "signed", "via": "portal"}
 
     # approve and mark done: one click each
     token = csrf_from(thanks)
     assert client.post(f"{base}/{approve['id']}/approve", data={"csrf_token": token}).status_code == 303
     assert client.post(f"{base}/{upload['id']}/done", data={"csrf_token": token}).status_code == 303
-    assert todo_state(firm, approve["id"])["done_by"] == {"email": world.email.address, "action": "approved"}
-    assert todo_state(firm, upload["id"])["done_by"] == {"email": world.email.address, "action": "done"}
+    assert todo_state(firm, approve["id"])["done_by"] == {
+        "email": world.email.address,
+        "action": "approved",
+        "via": "portal",
+    }
+    assert todo_state(firm, upload["id"])["done_by"] == {
+        "email": world.email.address,
+        "action": "done",
+        "via": "portal",
+    }
     # the wrong action for a to-do, or a second completion, changes nothing
     assert client.post(f"{base}/{pay['id']}/approve", data={"csrf_token": token}).status_code == 400
     assert client.post(f"{base}/{invoice['id']}/done", data={"csrf_token": token}).status_code == 400
@@ -126,7 +134,8 @@ def test_r_sig_1_only_signatories_sign_a_forged_post_is_403_and_changes_nothing(
     set_settings(firm, account.id, viewer.id, signatory=True)
     assert "Only authorised signers" not in home(other).data.decode()
     assert other.post(action, data={**fields, "csrf_token": csrf_from(page)}).status_code == 303
-    assert todo_state(firm, todo["id"])["done_by"] == {"email": viewer.address, "action": "signed"}
+    signed = {"email": viewer.address, "action": "signed", "via": "portal"}
+    assert todo_state(firm, todo["id"])["done_by"] == signed
 
 
 def test_r_por_3_todo_actions_answer_404_for_accounts_and_todos_that_are_not_the_users(app, make, smtp):

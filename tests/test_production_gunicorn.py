@@ -29,6 +29,7 @@ from tests.test_portal_browser import CHROMIUM_ARGS, assert_no_csp_violations, b
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = re.compile(r"/portal/activate/([^\s\"]+)")
+ACTION_LINK = re.compile(r"https?://[^/\s]+(/portal/link/[^\s\"<]+)")
 
 
 @pytest.fixture
@@ -223,8 +224,37 @@ def test_production_walk_over_tls_with_a_real_browser_and_the_staff_api(producti
     assert_no_csp_violations(page)
     context.close()
 
+    # R-LFA-3 over HTTPS: a signing link from the email, in a browser nobody signed in to
+    headers = {"X-CSRFToken": csrf, "Referer": production.url + "/app/"}
+    allowed = staff.call("PATCH", "/api/v1/firm", {"login_free_actions": ["sign"]}, headers)
+    assert allowed.status == 200, allowed.json
+    assert staff.call("PATCH", path, {"notify": True, "signatory": True}, headers).status == 200
+    todo = staff.call(
+        "POST",
+        f"/api/v1/accounts/{production.account.id}/todos",
+        {"kind": "documents_signature", "title": "Form 8879"},
+        headers,
+    )
+    assert todo.status == 201, todo.json
+    run_worker(app)
+    [todo_mail] = [m for m in production.smtp.wait_for(2) if "8879" in m.get_body(("plain",)).get_content()]
+    action_link = production.url + ACTION_LINK.search(todo_mail.get_body(("plain",)).get_content()).group(1)
+    context = browser.new_context(ignore_https_errors=True)
+    page = watch_csp(context.new_page())
+    opened = page.goto(action_link)
+    assert opened is not None and opened.headers["referrer-policy"] == "no-referrer"
+    page.get_by_label(re.compile("sign this for Berger Family")).check()
+    page.get_by_role("button", name="Sign now").click()
+    page.get_by_role("heading", name="Thank you").wait_for()
+    assert_no_csp_violations(page)
+    context.close()
+    signed = staff.call("GET", f"/api/v1/accounts/{production.account.id}/todos")
+    assert signed.json["items"][0]["done_by"]["via"] == "email_link"
+
     time.sleep(0.3)
     log = production.log.read_text()
+    assert action_link.rsplit("/portal/link/", 1)[1] not in log, "an action link's token reached the log"
+    assert re.search(r'"POST /portal/link/\[redacted\]/sign HTTP/1.1" 303', log), log[-3000:]
     token = TOKEN.search(link).group(1)
     assert token not in log, "the invitation token reached gunicorn's access log"
     assert '"GET /portal/activate/[redacted] HTTP/1.1" 200' in log

@@ -27,7 +27,14 @@ from portal_app.models.activity import (
     TodoDocument,
     TodoItem,
 )
-from portal_app.models.firm import STAFF_ROLES, ApiToken, Firm, StaffUser, new_session_token
+from portal_app.models.firm import (
+    LOGIN_FREE_ACTIONS,
+    STAFF_ROLES,
+    ApiToken,
+    Firm,
+    StaffUser,
+    new_session_token,
+)
 from portal_app.models.jobs import JOB_STATES, Job
 from portal_app.models.mail import (
     DOCUMENT_SCANS,
@@ -49,6 +56,7 @@ __all__ = [
     "NOTIFICATION_CATEGORIES",
     "SETTING_FLAGS",
     "STAFF_ROLES",
+    "LOGIN_FREE_ACTIONS",
     "TODO_ACTIONS",
     "TODO_STATES",
     "Account",

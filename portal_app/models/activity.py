@@ -39,6 +39,7 @@ class Todo(db.Model):
         CheckConstraint(
             "done_action IS NULL OR done_action IN ('signed', 'approved', 'done')", name="action_known"
         ),
+        CheckConstraint("done_via IS NULL OR done_via IN ('portal', 'email_link')", name="via_known"),
         CheckConstraint("reminder_every_days BETWEEN 0 AND 365", name="reminder_every_days_range"),
         CheckConstraint("reminder_max BETWEEN 0 AND 52", name="reminder_max_range"),
         Index("ix_todos_account_id_state", "account_id", "state"),
@@ -69,6 +70,8 @@ class Todo(db.Model):
     done_by_address: Mapped[str | None] = mapped_column(String(254))
     done_by_email_id: Mapped[int | None] = mapped_column(ForeignKey("contact_emails.id", ondelete="SET NULL"))
     done_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
+    # where a client completed it: "portal" (signed in) or "email_link" (R-LFA-3); None for staff
+    done_via: Mapped[str | None] = mapped_column(String(16))
 
 
 REQUEST_ITEM_TYPES = ("upload", "answer")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal_app.extensions import db
@@ -13,6 +13,8 @@ from portal_app.models.mfa import MfaColumns
 from portal_app.orm import BigId, UTCDateTime, utcnow
 
 STAFF_ROLES = ("admin", "staff")
+# R-LFA-1: the actions a firm may let clients take from an email without logging in
+LOGIN_FREE_ACTIONS = ("view_documents", "sign", "approve", "upload_documents", "complete_client_requests")
 
 
 def new_session_token() -> str:
@@ -36,6 +38,8 @@ class Firm(db.Model):
     portal_settings: Mapped[dict] = mapped_column(db.JSON, default=dict)
     # where clients' answers to Portico's emails go (the From address stays MAIL_FROM)
     reply_to: Mapped[str | None] = mapped_column(String(254))
+    # R-LFA-1: what clients may do from a notification email without logging in
+    login_free_actions: Mapped[list] = mapped_column(db.JSON, default=list, server_default=text("'[]'"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     staff: Mapped[list[StaffUser]] = relationship(back_populates="firm", lazy="raise_on_sql")

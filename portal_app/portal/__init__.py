@@ -2,7 +2,8 @@
 out), ``links`` (activation, a new invitation, the password reset), ``accounts`` (the home page,
 the switcher, unsubscribing), ``todo_views`` (sign, approve, mark done), ``documents`` (the Documents
 page, uploads), ``requests`` (client requests), ``photos`` (the account photo), ``profile``
-(settings, password, two factors). ``base`` is what every page shares.
+(settings, password, two factors), ``action_links`` (acting from an email without logging in).
+``base`` is what every page shares.
 
 The views hold forms, pages and the Flask session; the rules they apply are services. The
 request commits once, at the end (``portal_app.transaction``).
@@ -18,6 +19,7 @@ def register_routes() -> Blueprint:
     decorators), from the factory; ``base`` holds the blueprint itself."""
     from portal_app.portal import (  # noqa: F401
         accounts,
+        action_links,
         documents,
         links,
         photos,

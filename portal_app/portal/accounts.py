@@ -112,7 +112,7 @@ def render_account(
     if counts is None:
         counts = todos.open_counts([a.id for a in accounts])
     open_rows, done_rows = todos.account_page_todos(current.id)
-    items = todos.client_view(user, current.id, open_rows)
+    items = todos.client_view(user.email_id, current.id, open_rows)
     reading = [i.todo.id for i in items if i.action in ("sign", "approve") and i.todo.document_count]
     to_read = todos.documents_of(reading) if reading else {}
     groups: dict[str, list[Any]] = {}

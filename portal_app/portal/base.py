@@ -128,6 +128,8 @@ def enrolment_gate() -> Response | None:
     before any page with account data."""
     if not request.path.startswith("/portal/") or request.endpoint in ENROLMENT_ENDPOINTS:
         return None
+    if request.path.startswith("/portal/link/"):
+        return None  # an emailed link acts for its own email, not for whoever is signed in
     user = current_user._get_current_object() if current_user.is_authenticated else None
     if not isinstance(user, PortalUser) or not mfa.must_enrol(user):
         return None

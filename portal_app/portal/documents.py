@@ -91,13 +91,15 @@ def incoming_files() -> tuple[list[documents.Incoming], str]:
     return [documents.Incoming(f.filename, streamed=streamed(f)) for f in files], batch[:40]
 
 
-def report_upload(user: PortalUser, account: Account, saved: list[documents.Saved], batch: str) -> None:
+def report_upload(
+    client: documents.ClientUploader, account: Account, saved: list[documents.Saved], batch: str
+) -> None:
     """One Inbox+ item per upload, not per file (R-DOC-2): the files a page sends one request
     each (JavaScript) share a batch id and so one item, whose count grows."""
     new = [s.document for s in saved if s.document is not None and s.skipped_reason is None]
     if not new:
         return
-    name = client_name(user)
+    name = client.name
     recent = db.session.scalars(
         select(InboxItem).where(
             InboxItem.firm_id == account.firm_id,
@@ -110,7 +112,7 @@ def report_upload(user: PortalUser, account: Account, saved: list[documents.Save
         (
             i
             for i in recent
-            if batch and i.data.get("batch") == batch and i.data.get("email_id") == user.email_id
+            if batch and i.data.get("batch") == batch and i.data.get("email_id") == client.email_id
         ),
         None,
     )
@@ -125,7 +127,7 @@ def report_upload(user: PortalUser, account: Account, saved: list[documents.Save
                 kind="client_upload",
                 title=title,
                 body=body,
-                data={"batch": batch, "email_id": user.email_id, "document_ids": ids},
+                data={"batch": batch, "email_id": client.email_id, "document_ids": ids},
                 created_at=utcnow(),
             )
         )
@@ -191,10 +193,9 @@ def upload_documents(user: PortalUser, account_id: int) -> Any:
         if wants_json():
             return jsonify({"error": {"code": "validation_failed", "message": message}}), 422
         return render_documents(user, current.id, errors=[message], status=422)
-    saved = documents.save_many(
-        current, files, source="client", client=uploader(user), visible_to_client=True
-    )
-    report_upload(user, current, saved, batch)
+    client = uploader(user)
+    saved = documents.save_many(current, files, source="client", client=client, visible_to_client=True)
+    report_upload(client, current, saved, batch)
     new = sum(1 for s in saved if s.skipped_reason is None)
     if wants_json():
         return jsonify(

@@ -25,6 +25,7 @@ from portal_app.portal.documents import (
 from portal_app.portal.forms import ConfirmForm
 from portal_app.services import client_requests, documents
 from portal_app.services.errors import Conflict, NotFound, ValidationFailed
+from portal_app.services.todo_done import ClientDone
 
 
 def _request(user: PortalUser, account_id: int, todo_id: int) -> tuple[list[Any], Any, Todo]:
@@ -122,16 +123,12 @@ def upload_request_files(user: PortalUser, account_id: int, todo_id: int, item_i
         if wants_json():
             return jsonify({"error": {"code": "validation_failed", "message": problem}}), 422
         return render_request(user, account_id, todo_id, errors={item_id: problem}, status=422)
+    client = uploader(user)
     saved = documents.save_many(
-        current,
-        files,
-        source="client",
-        client=uploader(user),
-        visible_to_client=True,
-        request_item_id=item.id,
+        current, files, source="client", client=client, visible_to_client=True, request_item_id=item.id
     )
     client_requests.files_added(todo, item, [s.document for s in saved if s.document is not None])
-    report_upload(user, current, saved, batch)
+    report_upload(client, current, saved, batch)
     if wants_json():
         return jsonify({"saved": sum(1 for s in saved if s.skipped_reason is None)}), 201
     return _back(account_id, todo_id, user)
@@ -144,7 +141,9 @@ def submit_request(user: PortalUser, account_id: int, todo_id: int) -> Any:
         refuse_expired_form()
     _accounts, current, todo = _request(user, account_id, todo_id)
     try:
-        client_requests.submit(user, todo, client_name(user))
+        client_requests.submit(
+            ClientDone(email_id=user.email_id, address=user.email.address), todo, client_name(user)
+        )
     except ValidationFailed:
         db.session.rollback()
         return render_request(user, account_id, todo_id, status=422)

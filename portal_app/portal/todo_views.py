@@ -23,6 +23,10 @@ def _signer_name(user: PortalUser) -> str:
     return contact.display_name if contact is not None else user.email.address
 
 
+def signed_in_client(user: PortalUser) -> todos.ClientDone:
+    return todos.ClientDone(email_id=user.email_id, address=user.email.address, via="portal")
+
+
 def _client_todo(user: PortalUser, account_id: int, todo_id: int) -> todos.ClientTodo:
     try:
         return todos.client_todo(user, account_id, todo_id)
@@ -85,7 +89,7 @@ def complete_todo(user: PortalUser, account_id: int, todo_id: int, action: str) 
     if action == "sign" and view.action == "sign" and view.allowed and request.form.get("confirm") != "yes":
         return redirect(url_for("portal.sign_todo", account_id=current.id, todo_id=todo_id), code=303)
     try:
-        todo = todos.complete_by_client(user, view, action)
+        todo = todos.complete_by_client(signed_in_client(user), view, action)
     except Forbidden:
         db.session.rollback()
         abort(403, _("Only authorised signers can sign this."))

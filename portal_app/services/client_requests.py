@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from portal_app.extensions import db
 from portal_app.models import (
@@ -16,18 +16,19 @@ from portal_app.models import (
     Account,
     Document,
     InboxItem,
-    PortalUser,
     Todo,
     TodoItem,
     utcnow,
 )
 from portal_app.services import notifications
 from portal_app.services.errors import Conflict, NotFound, ValidationFailed
+from portal_app.services.todo_done import ClientDone, mark_done_by_client
 from portal_app.services.validation import parse_id
 
 KIND = "client_requests"
 MAX_ITEMS = 100
 MAX_ANSWER = 5000
+WHERE = {"portal": "from the client portal", "email_link": "from an emailed link"}
 
 
 def check_items(items: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -150,29 +151,17 @@ def files_added(todo: Todo, item: TodoItem, files: list[Document]) -> None:
     db.session.flush()
 
 
-def submit(user: PortalUser, todo: Todo, client_name: str) -> Todo:
-    """Every item complete: the request is done (R-POR-6) and the firm hears of it."""
+def submit(client: ClientDone, todo: Todo, client_name: str) -> Todo:
+    """Every item complete: the request is done (R-POR-6) and the firm hears of it, with who
+    submitted it and from where (the portal, or an emailed link)."""
     items = items_of([todo.id]).get(todo.id, [])
     missing = [i.label for i in items if not i.complete]
     if missing:
         raise ValidationFailed("Some items are not complete yet.", fields={"items": missing})
-    claimed = db.session.execute(
-        update(Todo)
-        .where(Todo.id == todo.id, Todo.state == "open")
-        .values(
-            state="done",
-            done_at=utcnow(),
-            done_action="done",
-            done_by_address=user.email.address,
-            done_by_email_id=user.email_id,
-            done_by_staff_id=None,
-            next_reminder_at=None,
-        )
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if claimed != 1:
-        raise Conflict("This request was already submitted.", code="already_done")
-    db.session.refresh(todo)
+    try:
+        mark_done_by_client(todo, client, "done")
+    except Conflict:
+        raise Conflict("This request was already submitted.", code="already_done") from None
     account_name = db.session.scalar(select(Account.name).where(Account.id == todo.account_id)) or ""
     db.session.add(
         InboxItem(
@@ -180,7 +169,7 @@ def submit(user: PortalUser, todo: Todo, client_name: str) -> Todo:
             account_id=todo.account_id,
             kind="request_submitted",
             title=f"{client_name} completed “{todo.title}” for {account_name}"[:300],
-            body=f"{len(items)} items; submitted from the client portal by {user.email.address}.",
+            body=f"{len(items)} items; submitted {WHERE[client.via]} by {client.address}.",
             data={"todo_id": str(todo.id)},
             created_at=utcnow(),
         )
@@ -202,7 +191,7 @@ def reopen(todo: Todo, item: TodoItem, comment: str) -> Todo:
     if todo.state != "open":
         todo.state = "open"
         todo.done_at = todo.done_action = todo.done_by_address = None
-        todo.done_by_email_id = todo.done_by_staff_id = None
+        todo.done_by_email_id = todo.done_by_staff_id = todo.done_via = None
     notifications.schedule_reminders(todo)
     db.session.flush()
     notifications.notify_request_reopened(todo, item)

@@ -14,15 +14,18 @@ from portal_app import tokens
 from portal_app.extensions import db
 from portal_app.mail.outbox import absolute_url
 from portal_app.models import (
+    Account,
     ContactEmail,
     ContactSettings,
     Document,
+    Firm,
     Invitation,
     Notification,
     OutboxEmail,
     PortalUser,
     Todo,
 )
+from portal_app.services import action_links
 from portal_app.services.notifications import CATEGORY_LABELS
 from portal_app.sql import id_in
 
@@ -45,6 +48,29 @@ def _outstanding_invitation(email_id: int, account_ids: list[int]) -> Invitation
     return next((i for i in candidates if i.account_id in account_ids), candidates[0] if candidates else None)
 
 
+def _action_link(
+    email: ContactEmail,
+    account_id: int,
+    *,
+    todo: Todo | None,
+    document: Document | None,
+    language: str | None,
+) -> str | None:
+    """R-LFA-2: "Open without logging in", when the firm allows acting on this item so."""
+    account = db.session.get(Account, account_id)
+    if account is None:
+        return None
+    token = action_links.mint(
+        db.session.get_one(Firm, account.firm_id),
+        email=email,
+        account_id=account_id,
+        todo=todo,
+        document_ids=[document.id] if document is not None else [],
+        language=language,
+    )
+    return absolute_url("portal.action_link", token=token) if token else None
+
+
 def notification_context(row: OutboxEmail) -> dict[str, Any] | None:
     """What only the sending job may know: the current state decides whether the email still
     goes (a to-do done meanwhile sends no reminder) and whether it carries the banner."""
@@ -61,11 +87,13 @@ def notification_context(row: OutboxEmail) -> dict[str, Any] | None:
     elif row.template == "document_new":
         account_ids = [context["account_id"]]
         document = db.session.get(Document, context["document_id"])
+        todo = None
         if document is None or not document.visible_to_client:
             return None  # hidden or removed since: nothing to tell
     else:
         account_ids = [context["account_id"]]
         todo = db.session.get(Todo, context["todo_id"])
+        document = None
         if todo is None or (row.template in ("todo_reminder", "request_reopened") and todo.state != "open"):
             return None  # reminders stop the moment the to-do is done (R-NOT-3)
     settings = db.session.scalars(
@@ -107,6 +135,10 @@ def notification_context(row: OutboxEmail) -> dict[str, Any] | None:
         if invitation is not None:
             token = tokens.mint(tokens.INVITATION, {"i": invitation.id, "n": notification.id})
             extra["banner_link"] = absolute_url("portal.activate", token=token)
+    if row.template != "weekly_transactions":
+        extra["action_link"] = _action_link(
+            email, account_ids[0], todo=todo, document=document, language=context.get("language")
+        )
     if row.template not in (
         "todo_new",
         "document_new",

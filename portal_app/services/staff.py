@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from portal_app.extensions import db
-from portal_app.models import ApiToken, Firm, StaffUser, utcnow
+from portal_app.models import LOGIN_FREE_ACTIONS, ApiToken, AuditEntry, Firm, StaffUser, utcnow
 from portal_app.passwords import MIN_LENGTH, hash_password, needs_rehash, verify_password
 from portal_app.services.errors import Conflict, Forbidden, ValidationFailed
 from portal_app.services.lookup import firm_row
@@ -50,8 +50,37 @@ def update_firm(actor: StaffUser, firm: Firm, changes: dict[str, Any]) -> Firm:
     for flag in ("require_mfa_staff", "require_mfa_clients"):
         if flag in changes:
             setattr(firm, flag, bool(changes[flag]))
+    if "login_free_actions" in changes:
+        set_login_free_actions(actor, firm, changes["login_free_actions"])
     db.session.flush()
     return firm
+
+
+def set_login_free_actions(actor: StaffUser, firm: Firm, actions: list[str]) -> None:
+    """R-LFA-1: a subset of LOGIN_FREE_ACTIONS, kept in their canonical order; a change is
+    audited. Taking an action away kills every link already emailed for it (R-LFA-2)."""
+    unknown = [a for a in actions if a not in LOGIN_FREE_ACTIONS]
+    if unknown:
+        raise ValidationFailed(
+            "Unknown login-free action.",
+            fields={"login_free_actions": [f"One of {', '.join(LOGIN_FREE_ACTIONS)}."]},
+        )
+    old = list(firm.login_free_actions or [])
+    new = [a for a in LOGIN_FREE_ACTIONS if a in actions]
+    if new == old:
+        return
+    firm.login_free_actions = new
+    db.session.add(
+        AuditEntry(
+            firm_id=firm.id,
+            actor_type="staff",
+            actor_id=actor.id,
+            actor_label=actor.email,
+            field="firm.login_free_actions",
+            old_value=old,
+            new_value=new,
+        )
+    )
 
 
 def create_staff_user(

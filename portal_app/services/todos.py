@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import case, delete, func, select
 
 from portal_app.extensions import db
 from portal_app.models import (
@@ -27,8 +27,9 @@ from portal_app.models import (
     utcnow,
 )
 from portal_app.services import client_requests, notifications
-from portal_app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from portal_app.services.errors import Forbidden, NotFound, ValidationFailed
 from portal_app.services.lookup import firm_row
+from portal_app.services.todo_done import PAST_TENSE, ClientDone, mark_done_by_client
 from portal_app.services.validation import parse_id
 
 # Kinds a client signs (``invoices_payments`` only when the to-do says so), and approves.
@@ -47,7 +48,6 @@ def action_for(todo: Todo) -> str:
     return "done"
 
 
-PAST_TENSE = {"sign": "signed", "approve": "approved", "done": "done", "submit": "done"}
 
 
 def _check(changes: dict[str, Any]) -> None:
@@ -137,10 +137,18 @@ def update_todo(todo: Todo, changes: dict[str, Any], *, staff: StaffUser | None 
         else:
             todo.state = "open"
             todo.done_at = todo.done_action = todo.done_by_address = None
-            todo.done_by_email_id = todo.done_by_staff_id = None
+            todo.done_by_email_id = todo.done_by_staff_id = todo.done_via = None
     notifications.schedule_reminders(todo)
     db.session.flush()
     return todo
+
+
+def delete_todo(todo: Todo) -> None:
+    """The database removes its items, its document list and its notification rows' reference
+    with it; the documents themselves stay on the account."""
+    todo_id = todo.id
+    db.session.expunge(todo)
+    db.session.execute(delete(Todo).where(Todo.id == todo_id))
 
 
 def _mark_done(
@@ -152,6 +160,7 @@ def _mark_done(
     todo.done_by_address = address
     todo.done_by_email_id = email_id
     todo.done_by_staff_id = staff_id
+    todo.done_via = None
     todo.next_reminder_at = None  # reminders stop the moment it is done (R-NOT-3)
 
 
@@ -274,19 +283,23 @@ class ClientTodo:
     allowed: bool  # False: signing without signatory
 
 
-def can_sign(user: PortalUser, account_id: int) -> bool:
+def can_sign(email_id: int, account_id: int, *, signed_in: bool = True) -> bool:
+    """R-SIG-1: ``signatory`` on for this email on this account; signed in, the email's login
+    must be on too (R-POR-3), from an emailed link it need not be (R-LFA-3)."""
+    settings = ContactSettings.lets_in(email_id) if signed_in else ContactSettings.email_id == email_id
     return bool(
         db.session.scalar(
-            select(ContactSettings.signatory).where(
-                ContactSettings.account_id == account_id,
-                ContactSettings.lets_in(user.email_id),
-            )
+            select(ContactSettings.signatory).where(ContactSettings.account_id == account_id, settings)
         )
     )
 
 
-def client_view(user: PortalUser, account_id: int, items: list[Todo]) -> list[ClientTodo]:
-    signatory = any(action_for(t) == "sign" for t in items) and can_sign(user, account_id)
+def client_view(
+    email_id: int, account_id: int, items: list[Todo], *, signed_in: bool = True
+) -> list[ClientTodo]:
+    signatory = any(action_for(t) == "sign" for t in items) and can_sign(
+        email_id, account_id, signed_in=signed_in
+    )
     return [
         ClientTodo(todo=t, action=(action := action_for(t)), allowed=action != "sign" or signatory)
         for t in items
@@ -298,11 +311,11 @@ def client_todo(user: PortalUser, account_id: int, todo_id: int) -> ClientTodo:
     todo = db.session.scalar(select(Todo).where(Todo.id == todo_id, Todo.account_id == account_id))
     if todo is None:
         raise NotFound("To-do not found.")
-    [view] = client_view(user, account_id, [todo])
+    [view] = client_view(user.email_id, account_id, [todo])
     return view
 
 
-def complete_by_client(user: PortalUser, view: ClientTodo, action: str) -> Todo:
+def complete_by_client(client: ClientDone, view: ClientTodo, action: str) -> Todo:
     """The client signs, approves or marks done; only the to-do's own action, only once, and
     signing only as a signatory (403 otherwise, R-SIG-1)."""
     if action != view.action:
@@ -310,21 +323,5 @@ def complete_by_client(user: PortalUser, view: ClientTodo, action: str) -> Todo:
     if not view.allowed:
         raise Forbidden("Only authorised signers can sign this.")
     todo = view.todo
-    claimed = db.session.execute(
-        update(Todo)
-        .where(Todo.id == todo.id, Todo.state == "open")
-        .values(
-            state="done",
-            done_at=utcnow(),
-            done_action=PAST_TENSE[action],
-            done_by_address=user.email.address,
-            done_by_email_id=user.email_id,
-            done_by_staff_id=None,
-            next_reminder_at=None,
-        )
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if claimed != 1:
-        raise Conflict("This to-do is already done.", code="already_done")
-    db.session.refresh(todo)
+    mark_done_by_client(todo, client, action)
     return todo
