@@ -185,6 +185,11 @@ def _action_off(app: Any, firm: Any, todo: dict[str, Any]) -> None:
     allow(firm, "approve", "view_documents")
 
 
+def _reopened(app: Any, firm: Any, todo: dict[str, Any]) -> None:
+    _done(app, firm, todo)
+    assert firm.api.patch(f"/todos/{todo['id']}", json={"state": "open"}).status_code == 200
+
+
 def _expired(app: Any, firm: Any, todo: dict[str, Any]) -> None:
     app.config["ACTION_LINK_MAX_AGE_DAYS"] = 0
 
@@ -197,6 +202,7 @@ DEATHS = {
     "email_changed": (_email_changed, 410, "no longer works for your email address"),
     "contact_unlinked": (_unlinked, 410, "no longer works for your email address"),
     "action_disallowed": (_action_off, 410, "asks you to log in"),
+    "done_then_reopened": (_reopened, 410, "from an earlier email"),
     "expired": (_expired, 410, "has expired"),
 }
 
@@ -383,6 +389,15 @@ def test_r_lfa_3_a_client_request_completed_from_the_link_through_the_same_rules
         kinds = {i.kind: i for i in session.scalars(select(InboxItem))}
         assert "from an emailed link" in kinds["request_submitted"].body
         assert "client_upload" in kinds
+    # staff reopen an item: the old link stays dead, the reopened email's own link opens it
+    reopened = firm.api.patch(
+        f"/todos/{todo['id']}/items/{upload_item}", json={"reopen": True, "comment": "Page 2 is missing"}
+    )
+    assert reopened.status_code == 200, reopened.get_json()
+    assert "from an earlier email" in client.get(link).data.decode()
+    _message, fresh = mailed_link(smtp, 2)
+    again = client.get(fresh)
+    assert again.status_code == 200 and "Page 2 is missing" in again.data.decode()
 
 
 def test_r_lfa_3_documents_link_shows_the_upload_and_takes_files_when_allowed(app, make, smtp):

@@ -1,5 +1,6 @@
 """Acting from an email without logging in (SPEC §17): the firm's login-free actions, and how a
-client completed a to-do (the portal or an emailed link)
+client completed a to-do (the portal or an emailed link), and how often a to-do was reopened
+(a link from before a reopen stays dead)
 
 Revision ID: 0014
 Revises: 0013
@@ -30,6 +31,7 @@ def upgrade():
         with op.batch_alter_table("todos") as batch:
             batch.add_column(sa.Column("done_via", sa.String(length=16), nullable=True))
             batch.create_check_constraint("via_known", VIA_KNOWN)
+            batch.add_column(sa.Column("times_reopened", sa.Integer(), nullable=False, server_default="0"))
     # every to-do a client completed so far was completed in the portal
     op.execute("UPDATE todos SET done_via = 'portal' WHERE done_by_email_id IS NOT NULL")
 
@@ -39,6 +41,7 @@ def downgrade():
         warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression-based index")
         with op.batch_alter_table("todos") as batch:
             batch.drop_constraint(op.f("ck_todos_via_known"), type_="check")
+            batch.drop_column("times_reopened")
             batch.drop_column("done_via")
     with op.batch_alter_table("firms") as batch:
         batch.drop_column("login_free_actions")

@@ -72,6 +72,9 @@ class Todo(db.Model):
     done_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
     # where a client completed it: "portal" (signed in) or "email_link" (R-LFA-3); None for staff
     done_via: Mapped[str | None] = mapped_column(String(16))
+    # how often it was opened again after being done: an action link names the count it was
+    # minted at, so a link from before a reopen stays dead (R-LFA-2)
+    times_reopened: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 REQUEST_ITEM_TYPES = ("upload", "answer")

@@ -55,6 +55,12 @@ PROBLEMS = {
     "item_gone": (410, _l("What this link was for has been withdrawn by your firm.")),
     "link_dead": (410, _l("This link no longer works for your email address. Please ask your firm.")),
     "action_off": (410, _l("Your firm now asks you to log in to the client portal for this.")),
+    "link_stale": (
+        410,
+        _l(
+            "This link is from an earlier email. Please use the link in the most recent email from your firm."
+        ),
+    ),
 }
 assert set(PROBLEMS) == set(action_links.PROBLEMS)
 

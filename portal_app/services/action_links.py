@@ -4,10 +4,10 @@ A notification email about an item the firm lets clients act on carries "Open wi
 in": a token of its own purpose (tokens.ACTION_LINK), minted in the delivery job (R-SEC-9),
 naming one item (a to-do, or the documents of one upload), one contact email and account, and
 the address as it was. The signature proves only that we minted it; every use checks the
-database as it is now, and the link is dead when the to-do is done or deleted, the documents are
-gone or hidden, ``notify`` is off for that email on that account, the email was removed or
-changed, its contact unlinked, the firm no longer allows the action, or
-``ACTION_LINK_MAX_AGE_DAYS`` passed.
+database as it is now, and the link is dead when the to-do is done, deleted or reopened since
+(``times_reopened``), the documents are gone or hidden, ``notify`` is off for that email on that
+account, the email was removed or changed, its contact unlinked, the firm no longer allows the
+action, or ``ACTION_LINK_MAX_AGE_DAYS`` passed.
 
 The link is the whole credential for its one item: the pages under /portal/link/ act through the
 same services as the signed-in portal (signing needs ``signatory``, R-SIG-1; uploads R-DOC-2/4;
@@ -51,6 +51,7 @@ PROBLEMS = (
     "item_gone",
     "link_dead",  # notify off, email removed or changed, contact unlinked
     "action_off",
+    "link_stale",  # the to-do was done and opened again since: a newer email has the link
 )
 
 
@@ -81,7 +82,7 @@ def mint(
     if todo is not None:
         if todo.state != "open" or todo_action(todo) not in allowed:
             return None
-        item: dict[str, Any] = {"t": todo.id}
+        item: dict[str, Any] = {"t": todo.id, "r": todo.times_reopened or 0}
     else:
         if not document_ids or not allowed.intersection(DOCUMENT_ACTIONS):
             return None
@@ -198,6 +199,8 @@ def check(token: str, *, done_here: bool = False) -> ActionLink:
         done_by_link = todo.done_by_email_id == email.id and todo.done_via == "email_link"
         if todo.state != "open" and not (done_here and done_by_link):
             raise LinkProblem("todo_done", firm=firm, has_login=has_login)
+        if payload.get("r", 0) != (todo.times_reopened or 0):
+            raise LinkProblem("link_stale", firm=firm, has_login=has_login)
         link.todo = todo
         [link.view] = todos.client_view(email.id, account.id, [todo], signed_in=False)
         link.actions = {needed}

@@ -22,7 +22,7 @@ from portal_app.models import (
 )
 from portal_app.services import notifications
 from portal_app.services.errors import Conflict, NotFound, ValidationFailed
-from portal_app.services.todo_done import ClientDone, mark_done_by_client
+from portal_app.services.todo_done import ClientDone, mark_done_by_client, reopen_todo
 from portal_app.services.validation import parse_id
 
 KIND = "client_requests"
@@ -188,10 +188,7 @@ def reopen(todo: Todo, item: TodoItem, comment: str) -> Todo:
     item.complete = False
     item.comment = comment
     item.updated_at = utcnow()
-    if todo.state != "open":
-        todo.state = "open"
-        todo.done_at = todo.done_action = todo.done_by_address = None
-        todo.done_by_email_id = todo.done_by_staff_id = todo.done_via = None
+    reopen_todo(todo)
     notifications.schedule_reminders(todo)
     db.session.flush()
     notifications.notify_request_reopened(todo, item)

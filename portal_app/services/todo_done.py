@@ -24,6 +24,17 @@ class ClientDone:
     via: str = "portal"
 
 
+def reopen_todo(todo: Todo) -> None:
+    """Open a done to-do again (staff, or a reopened request item), forgetting who completed it.
+    ``times_reopened`` counts it, so links emailed before stay dead (R-LFA-2)."""
+    if todo.state == "open":
+        return
+    todo.state = "open"
+    todo.done_at = todo.done_action = todo.done_by_address = None
+    todo.done_by_email_id = todo.done_by_staff_id = todo.done_via = None
+    todo.times_reopened = (todo.times_reopened or 0) + 1
+
+
 def mark_done_by_client(todo: Todo, client: ClientDone, action: str) -> None:
     """Claim the open to-do for this client, once: a second claim (another tab, the other
     signatory, a link and the portal at once) raises Conflict and changes nothing."""

@@ -29,7 +29,7 @@ from portal_app.models import (
 from portal_app.services import client_requests, notifications
 from portal_app.services.errors import Forbidden, NotFound, ValidationFailed
 from portal_app.services.lookup import firm_row
-from portal_app.services.todo_done import PAST_TENSE, ClientDone, mark_done_by_client
+from portal_app.services.todo_done import PAST_TENSE, ClientDone, mark_done_by_client, reopen_todo
 from portal_app.services.validation import parse_id
 
 # Kinds a client signs (``invoices_payments`` only when the to-do says so), and approves.
@@ -135,9 +135,7 @@ def update_todo(todo: Todo, changes: dict[str, Any], *, staff: StaffUser | None 
                 staff_id=staff.id if staff else None,
             )
         else:
-            todo.state = "open"
-            todo.done_at = todo.done_action = todo.done_by_address = None
-            todo.done_by_email_id = todo.done_by_staff_id = todo.done_via = None
+            reopen_todo(todo)
     notifications.schedule_reminders(todo)
     db.session.flush()
     return todo
