@@ -12,14 +12,13 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import message_from_bytes
-from email.errors import HeaderParseError
-from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 from typing import Any
 
 from portal_app.mail import tnef_guard
+from portal_app.mail.headers import decode_words, header_text, repair_raw_headers
 from portal_app.mail.html import html_to_text
 
 _MSG_ID = re.compile(r"<[^<>\s]{1,250}>")
@@ -63,60 +62,6 @@ def subject_key(subject: str) -> str:
             break
         value = stripped
     return value.casefold()[:500]
-
-
-def decode_words(value: str) -> str:
-    """RFC 2047 encoded-words (=?utf-8?Q?...?=) to text; what cannot be decoded stays as it is."""
-    if "=?" not in value:
-        return value
-    try:
-        return str(make_header(decode_header(value)))
-    except (LookupError, UnicodeError, ValueError, HeaderParseError):
-        return value
-
-
-def _raw_utf8(value: str) -> str:
-    """A header value with raw 8-bit bytes (RFC 6532: Apple Mail and others write UTF-8 names
-    and subjects unencoded) comes out of the bytes parser as surrogate escapes; these are its
-    bytes read as UTF-8, or as Windows-1252 when they are not UTF-8."""
-    data = value.encode("ascii", "surrogateescape")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", "replace")
-
-
-def repair_raw_headers(message: Message, parts: int) -> None:
-    """Give raw 8-bit header values of the message and its first ``parts`` parts their text, so
-    ``get`` and ``get_filename`` see ``ciële.txt``, not ``ci\ufffd\ufffdle.txt``. Only values
-    that are not ASCII are touched (``isascii`` is a C scan); this reaches into compat32's
-    header list, the one place the raw value is kept."""
-    for count, part in enumerate(message.walk()):
-        if count > parts:
-            break
-        headers = part._headers  # noqa: SLF001 - compat32 keeps (name, raw value) pairs here
-        if all(isinstance(v, str) and v.isascii() for _, v in headers):
-            continue
-        part._headers = [  # noqa: SLF001
-            (name, _raw_utf8(value) if isinstance(value, str) and not value.isascii() else value)
-            for name, value in headers
-        ]
-
-
-def _header(message: Message, name: str, problems: list[str]) -> str:
-    """One header as text. The message is parsed with the compat32 policy, which keeps headers
-    as they came (the modern policy's header objects cost more than the whole parse); RFC 2047
-    is decoded here."""
-    value = message.get(name)
-    if value is None:
-        return ""
-    if not isinstance(value, str):  # an undecodable header comes back as a Header object
-        try:
-            value = str(make_header(decode_header(value)))
-        except Exception as exc:
-            problems.append(f"header {name} unreadable: {type(exc).__name__}")
-            value = str(value)
-    return " ".join(decode_words(" ".join(value.split())).split())
 
 
 def _message_ids(value: str) -> list[str]:
@@ -166,18 +111,18 @@ def parse(raw: bytes) -> Parsed:
 
 def _read_headers(message: Message, parsed: Parsed) -> None:
     problems = parsed.problems
-    ids = _message_ids(_header(message, "Message-ID", problems))
+    ids = _message_ids(header_text(message, "Message-ID", problems))
     parsed.message_id = ids[0] if ids else ""
-    reply_ids = _message_ids(_header(message, "In-Reply-To", problems))
+    reply_ids = _message_ids(header_text(message, "In-Reply-To", problems))
     parsed.in_reply_to = reply_ids[0] if reply_ids else ""
-    parsed.references = _message_ids(_header(message, "References", problems))
-    name, address = parseaddr(_header(message, "From", problems))
+    parsed.references = _message_ids(header_text(message, "References", problems))
+    name, address = parseaddr(header_text(message, "From", problems))
     name = decode_words(name)
     parsed.from_name, parsed.from_address = name[:200], address.strip().lower()[:254]
-    recipients = getaddresses([_header(message, "To", problems)])
+    recipients = getaddresses([header_text(message, "To", problems)])
     parsed.to = ", ".join(a for _n, a in recipients if a)[:2000]
-    parsed.subject = _header(message, "Subject", problems)[:500]
-    parsed.date = _date(_header(message, "Date", problems))
+    parsed.subject = header_text(message, "Subject", problems)[:500]
+    parsed.date = _date(header_text(message, "Date", problems))
 
 
 # A message's work is bounded whatever it claims (R-REL-3): at most this many MIME parts are
@@ -333,7 +278,7 @@ def _nested_message(part: Message, parsed: Parsed) -> None:
         return
     subject = ""
     if isinstance(inner, Message):
-        subject = _header(inner, "Subject", parsed.problems)
+        subject = header_text(inner, "Subject", parsed.problems)
     name = safe_filename(f"{subject or 'Forwarded message'}.eml", "message/rfc822")
     parsed.attachments.append(Attachment(name=name, content_type="message/rfc822", data=data or b""))
 
