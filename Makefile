@@ -34,8 +34,8 @@ messages: $(STAMP)
 
 run: $(STAMP) translations
 	$(FLASK) db upgrade
-	BASE_URL=$${BASE_URL:-http://$(HOST):$(PORT)} $(FLASK) demo load
-	BASE_URL=$${BASE_URL:-http://$(HOST):$(PORT)} $(FLASK) run --host $(HOST) --port $(PORT)
+	BASE_URL=$${BASE_URL:-http://localhost:$(PORT)} $(FLASK) demo load
+	BASE_URL=$${BASE_URL:-http://localhost:$(PORT)} $(FLASK) run --host $(HOST) --port $(PORT)
 
 # Start the demo over: the embedded database, its mail and its files go; .venv stays.
 reset-demo:

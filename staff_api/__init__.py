@@ -43,6 +43,7 @@ def init_app(app: Flask) -> StaffApi:
         jobs,
         mail,
         notes,
+        passkeys,
         photos,
         reference,
         set_password,
@@ -86,6 +87,7 @@ def init_app(app: Flask) -> StaffApi:
     )
     api.spec.options["security"] = [{"bearerToken": []}, {"sessionCookie": []}]
     api.register_blueprint(auth.blp, url_prefix=f"{API_PREFIX}/auth")
+    api.register_blueprint(passkeys.blp, url_prefix=f"{API_PREFIX}/auth/passkeys")
     api.register_blueprint(accounts.blp, url_prefix=f"{API_PREFIX}/accounts")
     api.register_blueprint(account_contacts.blp, url_prefix=f"{API_PREFIX}/accounts")
     api.register_blueprint(contacts.blp, url_prefix=f"{API_PREFIX}/contacts")

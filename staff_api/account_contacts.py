@@ -6,9 +6,19 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from marshmallow import Schema, fields
 
 from portal_app.models import AccountContact, Contact, ContactEmail, ContactSettings
-from portal_app.services import accounts, client_passwords, contacts, invitations, links, mfa, settings
+from portal_app.services import (
+    accounts,
+    client_passwords,
+    contacts,
+    invitations,
+    links,
+    mfa,
+    passkey_reports,
+    settings,
+)
 from portal_app.services.audit import Actor
 from portal_app.services.errors import Conflict
 from portal_app.services.invitation_state import invitation_states
@@ -210,3 +220,28 @@ class ContactMfaReset(MethodView):
         row = settings.get_settings(account, email_id)
         if not mfa.reset_client(row, staff):
             raise Conflict("This client has no second factor to reset.", code="mfa_not_enabled")
+
+
+class ClientPasskeysSchema(Schema):
+    count = fields.Integer(required=True, metadata={"description": "How many passkeys the client has."})
+
+
+@blp.route("/<account_id>/contact-settings/<email_id>/passkeys")
+class ContactPasskeys(MethodView):
+    @blp.response(200, ClientPasskeysSchema)
+    @blp.alt_response(404, schema=ErrorSchema)
+    def get(self, account_id: str, email_id: str) -> dict[str, int]:
+        """How many passkeys the client signs in with (R-SEC-15); staff never see them."""
+        account = accounts.get_account(current_staff().firm_id, account_id)
+        return {"count": passkey_reports.client_passkey_count(settings.get_settings(account, email_id))}
+
+    @blp.response(204)
+    @blp.alt_response(404, schema=ErrorSchema)
+    @blp.alt_response(409, schema=ErrorSchema, description="The client has no passkeys.")
+    def delete(self, account_id: str, email_id: str) -> None:
+        """Remove every passkey of the client, for a lost phone or a copied key. Audited; the
+        client is emailed and signs in with the password (and second step) again."""
+        staff = current_staff()
+        account = accounts.get_account(staff.firm_id, account_id)
+        if not passkey_reports.remove_client_passkeys(settings.get_settings(account, email_id), staff):
+            raise Conflict("This client has no passkeys to remove.", code="no_passkeys")

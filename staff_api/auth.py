@@ -36,7 +36,15 @@ blp = Blueprint("auth", __name__, description="Staff sessions for the single-pag
 # Endpoints that authenticate themselves: the two sign-in steps, and inbound mail with the
 # firm's inbound secret as its bearer token.
 PUBLIC_ENDPOINTS = frozenset(
-    {"auth.Login", "auth.LoginMfa", "mail.InboundEmail", "api-docs.openapi_json", "api-reference.page"}
+    {
+        "auth.Login",
+        "auth.LoginMfa",
+        "passkeys.LoginOptions",
+        "passkeys.LoginVerify",
+        "mail.InboundEmail",
+        "api-docs.openapi_json",
+        "api-reference.page",
+    }
 )
 # What a staff user whose firm requires two factors, and who has none, may still call.
 ENROLMENT_ENDPOINTS = frozenset({"auth.Me", "auth.Logout", "auth.MfaSetup", "auth.MfaConfirm"})
@@ -108,7 +116,7 @@ def authenticate_api_request() -> None:
 
 def _enrolment_gate(user: StaffUser) -> None:
     """R-SEC-13: the firm requires two factors and this user has none: enrolment only."""
-    if request.endpoint not in ENROLMENT_ENDPOINTS and mfa.must_enrol(user):
+    if request.endpoint not in ENROLMENT_ENDPOINTS and must_enrol_now(user):
         raise MfaEnrolmentRequired(
             "Your firm requires two-factor sign-in. Set it up first: POST /api/v1/auth/mfa/setup, "
             "then POST /api/v1/auth/mfa/confirm with the first code."
@@ -120,18 +128,25 @@ def passed_two_factors() -> bool:
     return g.get("auth_method") == "session" and isinstance(session.get("mfa_at"), int)
 
 
-def _session_answer(user: StaffUser) -> dict:
+def must_enrol_now(user: StaffUser) -> bool:
+    """The firm requires two factors, this user has no second factor, and this session did not
+    pass two factors another way (a passkey sign-in counts as two, R-SEC-15)."""
+    return mfa.must_enrol(user) and not passed_two_factors()
+
+
+def session_answer(user: StaffUser) -> dict:
     return {
         "user": staff_payload(user),
         "csrf_token": generate_csrf(),
-        "mfa_enrollment_required": mfa.must_enrol(user),
+        "mfa_enrollment_required": must_enrol_now(user),
     }
 
 
-def _start_two_factor_session(user: StaffUser) -> None:
+def start_two_factor_session(user: StaffUser) -> None:
     """A new session (rotated: cleared and re-issued, new CSRF token) that passed two factors."""
     start_session(user)
     session["mfa_at"] = int(time.time())
+    g.staff, g.auth_method = user, "session"
 
 
 def staff_payload(user: StaffUser) -> dict:
@@ -188,7 +203,7 @@ class Login(MethodView):
             token = staff_challenge.issue_challenge(user)
             return {"mfa_required": True, "mfa_token": token}
         start_session(user)  # a fresh session at login (R-SEC-5), with its timeouts
-        return _session_answer(user)
+        return session_answer(user)
 
 
 def _mfa_token_key() -> str:
@@ -220,8 +235,8 @@ class LoginMfa(MethodView):
             raise Unauthorized("That code is not right.", code="invalid_code")
         metrics.SIGN_INS.labels("staff", "succeeded").inc()
         user.mfa_challenge = None  # the token is spent
-        _start_two_factor_session(user)
-        return _session_answer(user)
+        start_two_factor_session(user)
+        return session_answer(user)
 
 
 @blp.route("/mfa/setup")
@@ -253,7 +268,7 @@ class MfaConfirm(MethodView):
         user = current_staff()
         codes = mfa.confirm_totp(user, data["code"])
         answer: dict = {"recovery_codes": codes}
-        _start_two_factor_session(user)
+        start_two_factor_session(user)
         answer["csrf_token"] = generate_csrf()
         return answer
 
@@ -305,7 +320,7 @@ class Me(MethodView):
     @blp.alt_response(401, schema=ErrorSchema)
     def get(self) -> dict:
         """The logged-in staff user and a CSRF token for unsafe calls."""
-        return _session_answer(current_staff())
+        return session_answer(current_staff())
 
 
 def init_app(app: Flask) -> None:

@@ -138,6 +138,17 @@ def _concrete(rule: str, ids: dict[str, str]) -> str:
     return re.sub(r"<(?:\w+:)?(\w+)>", lambda m: ids[m.group(1)], rule)
 
 
+def _passkey(app, staff_id: int) -> str:
+    from portal_app.extensions import db
+    from portal_app.models import Passkey
+
+    with app.app_context():
+        row = Passkey(staff_user_id=staff_id, name="Key", credential_id=b"\x05" * 16, public_key=b"\x06" * 77)
+        db.session.add(row)
+        db.session.commit()
+        return str(row.id)
+
+
 def _inbox_item(app, firm_id: int) -> str:
     from portal_app.extensions import db
     from portal_app.models import InboxItem
@@ -200,6 +211,7 @@ def test_r_sec_1_every_api_route_answers_404_for_another_firms_ids(app, make):
             "/bulk/contact-settings", json={"account_ids": [str(other.id)], "notify": "enable"}
         ).get_json()["id"],
         "item_id": _inbox_item(app, theirs.id),
+        "passkey_id": _passkey(app, theirs.staff_id),
         **_mail_ids(theirs, other),
     }
     # Valid bodies, so the request reaches the lookup rather than stopping at validation.
@@ -258,6 +270,7 @@ def test_r_sec_2_every_unsafe_api_route_refuses_a_cookie_call_without_csrf(app, 
             "/bulk/contact-settings", json={"account_ids": [str(account.id)], "notify": "enable"}
         ).get_json()["id"],
         "item_id": _inbox_item(app, firm.id),
+        "passkey_id": _passkey(app, firm.staff_id),
         **_mail_ids(firm, account),
     }
     client = app.test_client()
@@ -269,6 +282,8 @@ def test_r_sec_2_every_unsafe_api_route_refuses_a_cookie_call_without_csrf(app, 
         if not rule.rule.startswith("/api/v1/") or rule.endpoint in (
             "auth.Login",
             "auth.LoginMfa",
+            "passkeys.LoginOptions",  # a passkey answer is bound to this origin (R-SEC-15)
+            "passkeys.LoginVerify",
             "mail.InboundEmail",
         ):
             continue

@@ -210,6 +210,8 @@ def test_r_sec_13_required_firm_gates_every_api_route_until_enrolment(app, make)
         "auth.MfaConfirm",
         "auth.Login",
         "auth.LoginMfa",
+        "passkeys.LoginOptions",  # a passkey sign-in is a sign-in step too (R-SEC-15)
+        "passkeys.LoginVerify",
         "mail.InboundEmail",
         "api-reference.page",  # the reference page holds no data; its calls pass this gate
     }

@@ -72,13 +72,18 @@ TEXT = {
 # --- the browser, the server, the firm -----------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def require_chromium() -> None:
+    """Debian's Chromium, or a skip (a failure where services are required)."""
     if not CHROMIUM.exists():
         message = f"{CHROMIUM} is missing: apt-get install chromium (Debian's package; never a download)"
         if REQUIRE_SERVICES:
             pytest.fail(message)
         pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -166,6 +166,9 @@ def test_r_sec_2_every_portal_form_refuses_a_post_without_csrf(app, make, smtp):
         "portal.request_new_invitation": (expired_link + "/request-new", {}),
         "portal.login": ("/portal/login", {"email": world.email.address, "password": GOOD_PASSWORD}),
         "portal.forgot_password": ("/portal/password/forgot", {"email": world.email.address}),
+        # the passkey script's JSON calls carry the page's token in X-CSRFToken (R-SEC-15)
+        "portal.passkey_login_options": ("/portal/passkeys/login/options", {}),
+        "portal.passkey_login_verify": ("/portal/passkeys/login/verify", {}),
     }
     for path, data in posts.values():
         assert anonymous.post(path, data=data).status_code == 400, path
@@ -191,6 +194,9 @@ def test_r_sec_2_every_portal_form_refuses_a_post_without_csrf(app, make, smtp):
         "portal.mfa_disable": ("/portal/mfa/disable", {"password": GOOD_PASSWORD, "code": "123456"}),
         "portal.login_code": ("/portal/login/code", {"code": "123456"}),
         "portal.login_code_email": ("/portal/login/code/email", {}),
+        "portal.passkey_register_options": ("/portal/passkeys/register/options", {}),
+        "portal.passkey_register_verify": ("/portal/passkeys/register/verify", {}),
+        "portal.passkey_remove": ("/portal/passkeys/1/remove", {}),
     }
     aid = world.account.id
     request_todo = world.firm.api.post(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import click
 from flask.cli import AppGroup
 from sqlalchemy import select
@@ -86,4 +88,8 @@ def demo_load() -> None:
             f"  Invitation:   none sent: {summary['invitee']} has no portal login on any account now"
             " (`make reset-demo` starts the demo over)"
         )
+    if urlsplit(base).hostname == "localhost":
+        click.echo(f"  Passkeys:     after signing in, {base}/portal/passkeys adds one (Chromium, or any")
+        click.echo("                browser with a fingerprint, face or phone unlock); then log out and")
+        click.echo("                choose \"Sign in with a passkey\". WebAuthn needs a name, not 127.0.0.1.")
     click.echo("")

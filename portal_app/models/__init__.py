@@ -46,10 +46,14 @@ from portal_app.models.mail import (
     Thread,
 )
 from portal_app.models.mfa import MFA_METHODS, EmailCode, RecoveryCode
+from portal_app.models.passkeys import CHALLENGE_PURPOSES, Passkey, PasskeyChallenge
 from portal_app.models.portal import Invitation, LoginEvent, PortalUser
 from portal_app.orm import utcnow
 
 __all__ = [
+    "CHALLENGE_PURPOSES",
+    "Passkey",
+    "PasskeyChallenge",
     "ACCOUNT_TYPES",
     "BULK_FLAGS",
     "IMPORT_FLAGS",

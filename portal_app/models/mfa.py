@@ -27,6 +27,9 @@ class MfaColumns:
     totp_secret: Mapped[str | None] = mapped_column(String(255))
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     mfa_challenge: Mapped[str | None] = mapped_column(String(64))
+    # The WebAuthn user handle of this user's passkeys (R-SEC-15): random, base64url, made with
+    # the first passkey; never the user's id, so an authenticator learns nothing from it.
+    passkey_handle: Mapped[str | None] = mapped_column(String(43), index=True, unique=True)
 
 
 class RecoveryCode(db.Model):

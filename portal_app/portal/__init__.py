@@ -2,7 +2,8 @@
 out), ``links`` (activation, a new invitation, the password reset), ``accounts`` (the home page,
 the switcher, unsubscribing), ``todo_views`` (sign, approve, mark done), ``documents`` (the Documents
 page, uploads), ``requests`` (client requests), ``photos`` (the account photo), ``profile``
-(settings, password, two factors), ``action_links`` (acting from an email without logging in).
+(settings, password, two factors), ``passkeys`` (signing in with one, adding and removing
+them), ``action_links`` (acting from an email without logging in).
 ``base`` is what every page shares.
 
 The views hold forms, pages and the Flask session; the rules they apply are services. The
@@ -22,6 +23,7 @@ def register_routes() -> Blueprint:
         action_links,
         documents,
         links,
+        passkeys,
         photos,
         profile,
         requests,

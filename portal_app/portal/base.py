@@ -24,6 +24,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_babel import gettext as _
@@ -133,6 +134,8 @@ def enrolment_gate() -> Response | None:
     user = current_user._get_current_object() if current_user.is_authenticated else None
     if not isinstance(user, PortalUser) or not mfa.must_enrol(user):
         return None
+    if isinstance(session.get("mfa_at"), int):
+        return None  # this session passed two factors with a passkey (R-SEC-15)
     return redirect(url_for("portal.mfa"), code=303)
 
 

@@ -28,7 +28,7 @@ from portal_app.portal.base import (
 )
 from portal_app.portal.forms import ChangePasswordForm, CodeForm, ConfirmForm, DisableMfaForm, ProfileForm
 from portal_app.portal.photos import PHOTO_MESSAGES
-from portal_app.services import client_accounts, mfa, portal_sessions
+from portal_app.services import client_accounts, mfa, passkeys, portal_sessions
 from portal_app.services.errors import Conflict, ValidationFailed
 
 
@@ -96,6 +96,7 @@ def profile(user: PortalUser) -> Any:
         ),
         form=ConfirmForm(),
         mfa_method=user.mfa_method,
+        passkey_count=passkeys.count(user),
         photo_message=PHOTO_MESSAGES[photo_key]() if photo_key in PHOTO_MESSAGES else None,
         photo_failed=bool(request.args.get("photo_error")),
     ), (422 if errors else 200)

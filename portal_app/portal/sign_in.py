@@ -31,7 +31,7 @@ from portal_app.portal.base import (
 )
 from portal_app.portal.forms import CodeForm, ConfirmForm, LoginForm
 from portal_app.rate_limits import failed_attempts
-from portal_app.services import mfa, mfa_email, portal_sessions
+from portal_app.services import mfa, mfa_email, passkeys, portal_sessions
 
 PENDING = "mfa_pending"
 PENDING_SECONDS = 600  # long enough to fetch an emailed code
@@ -63,7 +63,11 @@ def login() -> Any:
         notice = _("You were logged out after a period of inactivity. Please log in again.")
     elif expired == "code":
         notice = _("The sign-in took too long. Please enter your email and password again.")
-    return render_template("portal/login.html", form=form, error=error, notice=notice), (
+    elif request.args.get("again"):
+        notice = _("For your safety, log in again to change your passkeys.")
+    return render_template(
+        "portal/login.html", form=form, error=error, notice=notice, passkeys=passkeys.available()
+    ), (
         401 if error else 200
     )
 
