@@ -108,6 +108,8 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
     if not development and redis_url is None:
         raise ConfigError("REDIS_URL is required in production (jobs and rate limits use it).")
 
+    pool_mode = _pool_mode(env)
+    direct_url = env.get("DATABASE_DIRECT_URL", "") or (database_url if pool_mode == "session" else "")
     fallbacks = [k.strip() for k in env.get("SECRET_KEY_FALLBACKS", "").split(",") if k.strip()]
     session_hours = _int(env, "SESSION_MAX_AGE_HOURS", 8)
     return {
@@ -117,6 +119,10 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "SECRET_KEY_FALLBACKS": fallbacks,
         "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options(normalise_database_url(database_url)),
+        # R-OPS-2: "transaction" behind a transaction-mode PgBouncer (nothing session-scoped on
+        # DATABASE_URL); the cron's lease, which needs a session, uses DATABASE_DIRECT_URL.
+        "DATABASE_POOL_MODE": pool_mode,
+        "DATABASE_DIRECT_URL": normalise_database_url(direct_url) if direct_url else "",
         "REDIS_URL": redis_url,
         "MAIL_URL": env.get("MAIL_URL", "") or None,
         "MAIL_FROM": env.get("MAIL_FROM", "") or "Portico <no-reply@portico.localhost>",
@@ -177,6 +183,16 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "METRICS_TOKEN": env.get("METRICS_TOKEN", "") or None,
         "LOG_FORMAT": _log_format(env),
     }
+
+
+POOL_MODES = ("session", "transaction")
+
+
+def _pool_mode(env: Mapping[str, str]) -> str:
+    value = (env.get("DATABASE_POOL_MODE", "") or "session").strip().lower()
+    if value not in POOL_MODES:
+        raise ConfigError(f"DATABASE_POOL_MODE must be session or transaction, not {value!r}.")
+    return value
 
 
 def _log_format(env: Mapping[str, str]) -> str:

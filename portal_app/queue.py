@@ -9,6 +9,7 @@ return quietly when the work is already done, so a retry or a second delivery is
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,17 @@ QUEUE_NAME = "portico"
 DEFERRED = "portico.deferred_jobs"
 READY = "portico.ready_jobs"
 log = logging.getLogger(__name__)
+_stopping = threading.Event()
+
+
+def request_stop() -> None:
+    """The worker got SIGTERM (R-OPS-6): long jobs finish the batch at hand, then hand over."""
+    _stopping.set()
+
+
+def stop_requested() -> bool:
+    """True once this worker is stopping: a job between batches enqueues the rest and returns."""
+    return _stopping.is_set()
 
 
 def init_app() -> None:

@@ -28,7 +28,47 @@ from portal_app.extensions import db
 
 TEST_SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnop"
 REQUIRE_SERVICES = os.environ.get("PORTICO_REQUIRE_SERVICES") == "1"
+# R-OPS-2: CI's second pass reaches PostgreSQL through a transaction-mode PgBouncer
+# (TEST_DATABASE_URL); the cron's lease then uses PostgreSQL itself (TEST_DATABASE_DIRECT_URL).
+DIRECT_DATABASE_URL = os.environ.get("TEST_DATABASE_DIRECT_URL", "")
+POOL_ENV = {
+    key: value
+    for key, value in (
+        ("DATABASE_POOL_MODE", os.environ.get("TEST_DATABASE_POOL_MODE", "")),
+        ("DATABASE_DIRECT_URL", DIRECT_DATABASE_URL),
+    )
+    if value
+}
 _skipped: list[str] = []
+
+
+# R-OPS-2: what CI runs a second time through a transaction-mode PgBouncer (`.ci/pgbouncer-pass`):
+# the database layer, jobs, locks and the cron. The browser walks, parsing and pure rendering are
+# the same code over the same statements and stay in the first pass only (the CI time budget).
+PGBOUNCER_FILES = {
+    "test_scale_out.py",
+    "test_outbox_and_jobs.py",
+    "test_notifications.py",
+    "test_bulk_update.py",
+    "test_csv_import.py",
+    "test_database_constraints.py",
+    "test_services_accounts_contacts.py",
+    "test_services_settings.py",
+    "test_api_accounts.py",
+    "test_api_contacts_settings.py",
+    "test_staff_auth.py",
+    "test_invitations.py",
+    "test_rate_limits.py",
+    "test_operations.py",
+    "test_passkeys.py",
+    "test_action_links.py",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in PGBOUNCER_FILES:
+            item.add_marker(pytest.mark.pgbouncer)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -63,6 +103,7 @@ def _base_config(database_url: str, tmp_path: Any) -> dict[str, Any]:
             "SECRET_KEY_FALLBACKS": "",
             "REDIS_URL": "",
             "MAIL_URL": "",
+            **POOL_ENV,
         },
         "DEV_MAIL_DIR": str(tmp_path / "mail"),
         "DOCUMENTS_DIR": str(tmp_path / "documents"),
@@ -220,17 +261,18 @@ def worker_env(
     """The environment of a real `flask --app wsgi worker` process on the test's database."""
     from pathlib import Path
 
-    return dict(
-        os.environ,
-        PORTICO_ENV="development",
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
-        MAIL_URL=mail_url or "",
-        SECRET_KEY=app.config["SECRET_KEY"],
-        PORTICO_INSTANCE_PATH=str(Path(app.config["DEV_MAIL_DIR"]).parent),
-        DOCUMENTS_DIR=app.config["DOCUMENTS_DIR"],
+    return {
+        **os.environ,
+        "PORTICO_ENV": "development",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "MAIL_URL": mail_url or "",
+        "SECRET_KEY": app.config["SECRET_KEY"],
+        "PORTICO_INSTANCE_PATH": str(Path(app.config["DEV_MAIL_DIR"]).parent),
+        "DOCUMENTS_DIR": app.config["DOCUMENTS_DIR"],
+        **POOL_ENV,
         **extra,
-    )
+    }
 
 
 def spawn_worker(

@@ -12,7 +12,7 @@ from rq import Queue, SimpleWorker
 from rq.job import Job
 
 from portal_app.extensions import db
-from portal_app.queue import QUEUE_NAME, get_redis
+from portal_app.queue import QUEUE_NAME, get_redis, request_stop
 
 outbox_cli = AppGroup("outbox", help="The email outbox.")
 
@@ -62,6 +62,12 @@ class AppWorker(AppContextMixin, SimpleWorker):
     stay warm across jobs. rq still enforces job timeouts (by signal, in this process); a worker
     killed mid-job leaves its outbox rows ``sending`` for the sweep (at most once, R-REL-1)."""
 
+    def request_stop(self, signum: Any, frame: Any) -> None:
+        """SIGTERM (R-OPS-6): rq lets the job at hand finish; Portico's long jobs see the flag,
+        finish their batch, enqueue the rest and return, so the worker exits within seconds."""
+        request_stop()
+        super().request_stop(signum, frame)
+
 
 def _require_redis(app: Flask) -> None:
     if not app.config["REDIS_URL"]:
@@ -91,7 +97,8 @@ PERIODIC_INTERVAL_SECONDS = 300
 @with_appcontext
 def cron_command(ctx: click.Context) -> None:
     """Run the periodic jobs through rq's CronScheduler (sweeps, reminders and the weekly email,
-    the mailbox poll when INBOUND_IMAP_URL is set); exactly one per deployment."""
+    the mailbox poll when INBOUND_IMAP_URL is set). Run one per host: the one holding the lease
+    leads, the others wait to take over (R-OPS-1)."""
     if ctx.invoked_subcommand is not None:
         return
     from rq.cron import CronScheduler
@@ -109,7 +116,67 @@ def cron_command(ctx: click.Context) -> None:
         from portal_app.jobs.mail_poll import poll_configured_mailbox
 
         scheduler.register(poll_configured_mailbox, queue_name=QUEUE_NAME, interval=SWEEP_INTERVAL_SECONDS)
-    scheduler.start()
+    url = _lease_url()
+    if url is None:
+        click.echo("The database is not PostgreSQL: no lease, so run exactly one cron.", err=True)
+        scheduler.start()
+        return
+    _lead_while_leader(scheduler, url)
+
+
+def _lease_url() -> str | None:
+    """Where the lease lives: the direct connection (never a transaction-mode PgBouncer)."""
+    url = current_app.config.get("DATABASE_DIRECT_URL") or ""
+    if current_app.config.get("DATABASE_POOL_MODE") == "transaction" and not url:
+        raise click.ClickException(
+            "DATABASE_POOL_MODE=transaction: set DATABASE_DIRECT_URL (PostgreSQL itself, not PgBouncer) "
+            "for the cron's lease."
+        )
+    return url if url.startswith("postgresql") else None
+
+
+def _lead_while_leader(scheduler: Any, url: str) -> None:
+    import signal
+
+    from portal_app.jobs.cron_leader import Lease, lead
+
+    stop: list[int] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda number, frame: stop.append(number))
+    lease = Lease(url)
+    born: list[bool] = []
+
+    def tick() -> float:
+        if not born:
+            scheduler.register_birth()
+            born.append(True)
+        if scheduler.enqueue_jobs():
+            scheduler.save()
+        scheduler.heartbeat()
+        return scheduler.calculate_sleep_interval()
+
+    click.echo(f"Cron on {lease.host} (pid {lease.pid}): waiting for the lease, or leading.")
+    try:
+        lead(lease, tick, lambda: bool(stop))
+    finally:
+        if born:
+            scheduler.register_death()
+
+
+@cron_command.command("status")
+@with_appcontext
+def cron_status() -> None:
+    """Print the cron process that leads (host, pid, since), or that none does."""
+    from portal_app.jobs.cron_leader import current_leader
+
+    url = _lease_url()
+    if url is None:
+        raise click.ClickException("The database is not PostgreSQL: there is no lease to read.")
+    leader = current_leader(url)
+    if leader is None:
+        click.echo("No leader: no cron process holds the lease; periodic jobs are not being scheduled.")
+        raise SystemExit(1)
+    click.echo(f"Leader: {leader.describe()}")
 
 
 @cron_command.command("run-due")

@@ -23,6 +23,7 @@ from portal_app.mail.mime import RenderedEmail
 from portal_app.mail.outbox import RETRY_INTERVALS, enqueue_delivery, prefetch_for, render_message
 from portal_app.mail.transport import Mailer, PermanentDeliveryError
 from portal_app.models import OutboxEmail, utcnow
+from portal_app.queue import stop_requested
 from portal_app.transaction import commit
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,10 @@ def drain_outbox(outbox_ids: list[int] | None = None, *, batch_size: int = BATCH
             totals.update(_deliver(claimed, mailer))
             if outbox_ids is not None:
                 break
-            if time.monotonic() - started > DRAIN_SECONDS:
-                enqueue_delivery()  # the rest in a new job, so no job runs into rq's timeout
+            if time.monotonic() - started > DRAIN_SECONDS or stop_requested():
+                # the rest in a new job: no job runs into rq's timeout, and a worker told to stop
+                # (SIGTERM, R-OPS-6) leaves after the batch at hand for another worker to go on
+                enqueue_delivery()
                 commit()
                 break
     for outcome, count in totals.items():

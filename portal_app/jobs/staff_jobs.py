@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 
 from portal_app.extensions import db
 from portal_app.models import InboxItem, Job, utcnow
+from portal_app.queue import stop_requested
 from portal_app.services.staff_jobs import enqueue_job
 from portal_app.transaction import commit
 
@@ -121,6 +122,10 @@ def run_job(job_id: int) -> str:
             else:
                 kind.run_batch(job)
             job.heartbeat_at = utcnow()
+            if stop_requested() and job.state == "running":
+                enqueue_job(job_id)  # the worker is stopping (R-OPS-6): another goes on from here
+                commit()
+                return "handed over"
             commit()
     except DBAPIError:
         db.session.rollback()
