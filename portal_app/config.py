@@ -63,6 +63,18 @@ def engine_options(url: str) -> dict[str, Any]:
     return options
 
 
+def replica_engine(url: str) -> dict[str, Any]:
+    """The replica's engine: the primary's options, and a short connect timeout, since a replica
+    that does not answer falls back to the primary and must not hold the request up."""
+    options = engine_options(url)
+    options["connect_args"] = {
+        **options.get("connect_args", {}),
+        "connect_timeout": 2,
+        "application_name": "portico-replica-reads",
+    }
+    return {"url": url, **options}
+
+
 def _development_secret_key(instance_path: Path) -> str:
     """Return a per-checkout key kept under instance/, so dev sessions survive restarts."""
     path = instance_path / "secret_key"
@@ -110,6 +122,9 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
 
     pool_mode = _pool_mode(env)
     direct_url = env.get("DATABASE_DIRECT_URL", "") or (database_url if pool_mode == "session" else "")
+    replica_url = normalise_database_url(env.get("DATABASE_REPLICA_URL", "").strip())
+    if replica_url and not replica_url.startswith("postgresql"):
+        raise ConfigError("DATABASE_REPLICA_URL must be a PostgreSQL URL (a streaming replica).")
     fallbacks = [k.strip() for k in env.get("SECRET_KEY_FALLBACKS", "").split(",") if k.strip()]
     session_hours = _int(env, "SESSION_MAX_AGE_HOURS", 8)
     return {
@@ -123,6 +138,10 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         # DATABASE_URL); the cron's lease, which needs a session, uses DATABASE_DIRECT_URL.
         "DATABASE_POOL_MODE": pool_mode,
         "DATABASE_DIRECT_URL": normalise_database_url(direct_url) if direct_url else "",
+        # R-OPS-3: a streaming replica for the account list, search and the overview
+        # (portal_app/replica.py); a bind no model names, so only those reads reach it.
+        "SQLALCHEMY_BINDS": {"replica": replica_engine(replica_url)} if replica_url else {},
+        "READ_YOUR_WRITES_SECONDS": _int(env, "READ_YOUR_WRITES_SECONDS", 10),
         "REDIS_URL": redis_url,
         "MAIL_URL": env.get("MAIL_URL", "") or None,
         "MAIL_FROM": env.get("MAIL_FROM", "") or "Portico <no-reply@portico.localhost>",

@@ -13,7 +13,7 @@ from portal_app.services import accounts, contacts, links
 from portal_app.services.account_list import account_flags, list_accounts
 from portal_app.services.errors import Forbidden, ValidationFailed
 from portal_app.services.photos import photo_url
-from staff_api.auth import current_staff
+from staff_api.auth import current_staff, staff_read
 from staff_api.schemas import (
     AccountCreateSchema,
     AccountListArgsSchema,
@@ -77,7 +77,8 @@ class Accounts(MethodView):
     @blp.alt_response(401, schema=ErrorSchema)
     def get(self, args: dict[str, Any]) -> Response:
         """List accounts sorted by name, with status, notify and email-sync flags (R-STA-*)."""
-        page = list_accounts(current_staff().firm_id, **args)
+        firm_id = current_staff().firm_id
+        page = staff_read(lambda: list_accounts(firm_id, **args))
         # The list is the busiest call of the SPA: its rows are already plain values, so they go
         # out as JSON without a schema dump (the schema still documents it, and the fuzz test
         # checks every answer against that document).

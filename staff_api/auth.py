@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Flask, abort, current_app, g, request, session
 from flask.views import MethodView
@@ -11,10 +12,10 @@ from flask_login import current_user, logout_user
 from flask_smorest import Blueprint
 from flask_wtf.csrf import generate_csrf
 
-from portal_app import metrics
+from portal_app import metrics, replica
 from portal_app.auth import start_session
 from portal_app.extensions import csrf, limiter
-from portal_app.models import StaffUser, new_session_token
+from portal_app.models import StaffUser, new_session_token, utcnow
 from portal_app.rate_limits import failed_attempts
 from portal_app.services import mfa, staff_challenge
 from portal_app.services.errors import DomainError
@@ -31,6 +32,7 @@ from staff_api.staff_schemas import (
     SessionSchema,
 )
 
+T = TypeVar("T")
 blp = Blueprint("auth", __name__, description="Staff sessions for the single-page app.")
 
 # Endpoints that authenticate themselves: the two sign-in steps, and inbound mail with the
@@ -104,6 +106,7 @@ def authenticate_api_request() -> None:
             raise Unauthorized("The API token is missing, malformed or revoked.")
         g.staff, g.auth_method = staff, "token"  # last_used_at goes into the request's commit
         _enrolment_gate(staff)
+        _note_write(staff)
         return
     user = current_user._get_current_object() if current_user.is_authenticated else None
     if not isinstance(user, StaffUser):
@@ -112,6 +115,20 @@ def authenticate_api_request() -> None:
         csrf.protect()  # cookie-authenticated unsafe calls need X-CSRFToken (R-SEC-2)
     g.staff, g.auth_method = user, "session"
     _enrolment_gate(user)
+    _note_write(user)
+
+
+def _note_write(user: StaffUser) -> None:
+    """R-OPS-3: with a read replica, a write marks its author, whose reads then go to the primary
+    for a while; it commits with the write, or not at all."""
+    if request.method in UNSAFE_METHODS and replica.configured():
+        user.last_write_at = utcnow()
+
+
+def staff_read(read: Callable[[], T]) -> T:
+    """A read the replica may serve (the account list, search, the overview), unless this staff
+    user wrote in the last few seconds (read-your-writes)."""
+    return replica.from_replica(read, last_write_at=current_staff().last_write_at)
 
 
 def _enrolment_gate(user: StaffUser) -> None:

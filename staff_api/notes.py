@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 
 from portal_app.models import Note
 from portal_app.services import accounts, notes, overview, todos
-from staff_api.auth import current_staff
+from staff_api.auth import current_staff, staff_read
 from staff_api.documents import document_payload
 from staff_api.mail import message_sender
 from staff_api.mail_schemas import (
@@ -86,22 +86,26 @@ class AccountOverview(MethodView):
         """The account's Overview tab: the last 5 documents (with NEW), the latest messages in and
         out, open approvals and signatures, each portal user's last login, the last 5 notes."""
         account = accounts.get_account(current_staff().firm_id, account_id)
-        view = overview.overview(account.id)
-        attached = todos.documents_of([t.id for t in [*view.approvals, *view.signatures]])
-        return {
-            "documents": [document_payload(d) for d in view.documents],
-            "communication": [
-                {
-                    "thread_id": str(m.thread_id),
-                    "subject": subject,
-                    "direction": m.direction,
-                    "from_": message_sender(m),
-                    "sent_at": m.sent_at,
-                }
-                for m, subject in view.communication
-            ],
-            "approvals": [todo_payload(t, attached.get(t.id, [])) for t in view.approvals],
-            "signatures": [todo_payload(t, attached.get(t.id, [])) for t in view.signatures],
-            "login_activity": [{"email": e, "last_login_at": at} for e, at in view.login_activity],
-            "notes": [note_payload(n) for n in view.notes],
-        }
+        return staff_read(lambda: _overview_payload(account.id))
+
+
+def _overview_payload(account_id: int) -> dict[str, Any]:
+    view = overview.overview(account_id)
+    attached = todos.documents_of([t.id for t in [*view.approvals, *view.signatures]])
+    return {
+        "documents": [document_payload(d) for d in view.documents],
+        "communication": [
+            {
+                "thread_id": str(m.thread_id),
+                "subject": subject,
+                "direction": m.direction,
+                "from_": message_sender(m),
+                "sent_at": m.sent_at,
+            }
+            for m, subject in view.communication
+        ],
+        "approvals": [todo_payload(t, attached.get(t.id, [])) for t in view.approvals],
+        "signatures": [todo_payload(t, attached.get(t.id, [])) for t in view.signatures],
+        "login_activity": [{"email": e, "last_login_at": at} for e, at in view.login_activity],
+        "notes": [note_payload(n) for n in view.notes],
+    }

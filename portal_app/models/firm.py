@@ -66,6 +66,9 @@ class StaffUser(MfaColumns, db.Model):
     is_active: Mapped[bool] = mapped_column(default=True)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # R-OPS-3: this user's last write through the API, kept while a read replica is configured;
+    # for READ_YOUR_WRITES_SECONDS after it their reads go to the primary.
+    last_write_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     firm: Mapped[Firm] = relationship(back_populates="staff")
 
