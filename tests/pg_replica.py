@@ -95,9 +95,7 @@ class ReplicatedCluster:
         target = self.primary.sql("SELECT pg_current_wal_lsn()::text")[0][0]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            replayed = self.replica.sql(
-                f"SELECT pg_last_wal_replay_lsn() >= '{target}'::pg_lsn"
-            )[0][0]
+            replayed = self.replica.sql(f"SELECT pg_last_wal_replay_lsn() >= '{target}'::pg_lsn")[0][0]
             if replayed:
                 return
             time.sleep(0.05)

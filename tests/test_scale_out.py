@@ -146,7 +146,11 @@ def test_r_ops_2_the_cron_refuses_to_lease_through_a_transaction_pooler_without_
     env.pop("DATABASE_DIRECT_URL", None)
     proc = subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", "cron", "status"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode != 0 and "DATABASE_DIRECT_URL" in proc.stderr, proc.stderr
 
@@ -180,3 +184,218 @@ def test_r_ops_2_pool_mode_is_session_or_transaction(tmp_path):
     assert pooled["DATABASE_POOL_MODE"] == "transaction" and pooled["DATABASE_DIRECT_URL"] == ""
     with pytest.raises(ConfigError, match="DATABASE_POOL_MODE"):
         load_config(str(tmp_path), {**base, "DATABASE_POOL_MODE": "statement"})
+
+
+# --- R-OPS-6: graceful stops ----------------------------------------------------------------------
+
+SEED = [
+    "INSERT INTO accounts (firm_id, name, type, custom_fields, created_at, updated_at)"
+    " SELECT :firm, 'Client ' || g, 'individual', '{}', now(), now() FROM generate_series(1, :n) g",
+    "INSERT INTO contacts (firm_id, first_name, middle_name, last_name, phones, addresses, custom_fields,"
+    " created_at, updated_at) SELECT :firm, 'Client', '', 'No ' || g, '[]', '[]', '{}', now(), now()"
+    " FROM generate_series(1, :n) g",
+    "INSERT INTO contact_emails (firm_id, contact_id, address, label, is_primary, created_at)"
+    " SELECT :firm, id, 'client' || id || '@example.com', '', true, now()"
+    " FROM contacts WHERE firm_id = :firm",
+    "INSERT INTO account_contacts (account_id, contact_id, firm_id, description, created_at)"
+    " SELECT a.id, c.id, :firm, '', now()"
+    " FROM (SELECT id, row_number() OVER (ORDER BY id) r FROM accounts WHERE firm_id = :firm) a"
+    " JOIN (SELECT id, row_number() OVER (ORDER BY id) r FROM contacts WHERE firm_id = :firm) c USING (r)",
+    "INSERT INTO contact_settings (firm_id, account_id, contact_id, email_id, login, notify,"
+    " notification_preferences, email_sync, auto_save_attachments, signatory, created_at, updated_at)"
+    " SELECT :firm, ac.account_id, ac.contact_id, e.id, true, false, '{}', false, false, false, now(), now()"
+    " FROM account_contacts ac JOIN contact_emails e ON e.contact_id = ac.contact_id"
+    " WHERE ac.firm_id = :firm",
+]
+
+
+def _start_workers(app: Any, database_url: str, redis_url: str, mail_url: str, count: int) -> list[Any]:
+    from rq import Worker
+
+    from tests.conftest import spawn_worker
+
+    redis = Redis.from_url(redis_url)
+    before = len(Worker.all(connection=redis))
+    workers = [spawn_worker(app, database_url, redis_url, mail_url) for _ in range(count)]
+    deadline = time.monotonic() + 60
+    while len(Worker.all(connection=redis)) < before + count:
+        assert time.monotonic() < deadline, "the workers did not start"
+        assert all(w.poll() is None for w in workers), [w.communicate()[0] for w in workers]
+        time.sleep(0.1)
+    return workers
+
+
+def _sigterm(worker: Any) -> float:
+    """SIGTERM to a worker's process group (rq's scheduler child included), as systemd or a
+    rolling deploy sends it; returns how long the worker took to exit, after checking it exited 0."""
+    started = time.monotonic()
+    os.killpg(worker.pid, signal.SIGTERM)
+    output = worker.communicate(timeout=60)[0].decode(errors="replace")
+    assert worker.returncode == 0, output
+    return time.monotonic() - started
+
+
+def test_r_ops_6_a_rolling_restart_of_the_workers_during_10_000_invitations_loses_none_and_sends_none_twice(
+    app, make, redis_url, smtp, database_url
+):
+    from sqlalchemy import func, select, text
+
+    from portal_app.extensions import db
+    from portal_app.models import ContactSettings, OutboxEmail, StaffUser
+    from portal_app.services.invitations import send_invitations
+    from portal_app.transaction import commit
+    from tests.conftest import in_app
+
+    if not database_url.startswith("postgresql"):
+        if REQUIRE_SERVICES:
+            pytest.fail("the rolling restart runs on PostgreSQL (set TEST_DATABASE_URL)")
+        pytest.skip("the rolling restart runs on PostgreSQL")
+    count = 10_000
+    firm = make.firm()
+    with in_app(app) as session:
+        for statement in SEED:
+            session.execute(text(statement), {"firm": firm.id, "n": count})
+        commit()
+    workers = _start_workers(app, database_url, redis_url, smtp.url, 2)
+    stops: list[float] = []
+    try:
+        with in_app(app) as session:
+            staff = session.get(StaffUser, firm.staff_id)
+            ids = session.scalars(select(ContactSettings.id).order_by(ContactSettings.id)).all()
+            for at in range(0, len(ids), 1000):  # as the bulk job does: 1 000 a transaction
+                chunk = ids[at : at + 1000]
+                rows = session.scalars(select(ContactSettings).where(ContactSettings.id.in_(chunk)))
+                send_invitations(list(rows), sent_by=staff, message="Welcome")
+                commit()
+        # Restart the workers one at a time while they deliver: each is stopped mid-drain and
+        # replaced, the way a deploy rolls through hosts.
+        for n in range(2):
+            smtp.wait_for(2000 * (n + 1), timeout=120)
+            assert len(smtp.messages) < count, "the drain finished before the restart: nothing was tested"
+            stops.append(_sigterm(workers[n]))
+            # it left after its batch, handing the rest over, rather than draining everything
+            assert len(smtp.messages) < count, "the stopped worker drained the whole outbox first"
+            workers.extend(_start_workers(app, database_url, redis_url, smtp.url, 1))
+        messages = smtp.wait_for(count, timeout=300)
+        time.sleep(2)  # anything sent twice would arrive now
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGTERM)
+                worker.communicate(timeout=60)
+    assert all(seconds < 30 for seconds in stops), stops  # each stopped within 30 s
+    addresses = [m["To"] for m in smtp.messages]
+    assert len(addresses) == count and len(set(addresses)) == count  # none lost, none twice
+    assert all("Welcome" in m.get_body(("plain",)).get_content() for m in messages[:20])
+    with in_app(app):
+        states = dict(
+            db.session.execute(select(OutboxEmail.state, func.count()).group_by(OutboxEmail.state)).all()
+        )
+    assert states == {"sent": count}
+
+
+def test_r_ops_6_sigterm_to_a_worker_mid_bulk_update_finishes_the_batch_and_another_worker_completes_it(
+    app, make, redis_url, database_url
+):
+    """A bulk update of 3 000 accounts (batches of 500, R-REL-2): the worker that runs it is
+    stopped after its first batch; it leaves within 30 s, and a second worker completes the job."""
+    from sqlalchemy import func, select, text
+
+    from portal_app.models import ContactSettings, Job
+    from portal_app.transaction import commit
+    from tests.conftest import in_app
+
+    if not database_url.startswith("postgresql"):
+        if REQUIRE_SERVICES:
+            pytest.fail("the bulk restart runs on PostgreSQL (set TEST_DATABASE_URL)")
+        pytest.skip("the bulk restart runs on PostgreSQL")
+    count = 3000
+    firm = make.firm()
+    with in_app(app) as session:
+        for statement in SEED:
+            session.execute(text(statement), {"firm": firm.id, "n": count})
+        session.execute(
+            text("UPDATE contact_settings SET login = false WHERE firm_id = :firm"), {"firm": firm.id}
+        )
+        commit()
+    first = _start_workers(app, database_url, redis_url, "", 1)[0]
+    second = None
+    try:
+        answer = firm.api.post("/bulk/contact-settings", json={"filter": {}, "notify": "enable"})
+        assert answer.status_code == 202, answer.get_json()
+        job_id = answer.get_json()["id"]
+
+        def processed() -> int:
+            with in_app(app) as session:
+                job = session.get(Job, int(job_id))
+                return job.cursor if job is not None else 0
+
+        deadline = time.monotonic() + 120
+        while processed() == 0:
+            assert time.monotonic() < deadline, "the bulk job did not start"
+            time.sleep(0.05)
+        seconds = _sigterm(first)
+        at_stop = processed()
+        assert seconds < 30 and 0 < at_stop < count, (seconds, at_stop)
+        second = _start_workers(app, database_url, redis_url, "", 1)[0]
+        deadline = time.monotonic() + 120
+        while True:
+            with in_app(app) as session:
+                job = session.get(Job, int(job_id))
+                if job.state != "running" and job.state != "queued":
+                    break
+            assert time.monotonic() < deadline, "the second worker did not complete the job"
+            time.sleep(0.2)
+    finally:
+        for worker in (first, second):
+            if worker is not None and worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGTERM)
+                worker.communicate(timeout=60)
+    with in_app(app) as session:
+        job = session.get(Job, int(job_id))
+        assert (job.state, job.cursor) == ("done", count), (job.state, job.cursor)
+        on = session.scalar(
+            select(func.count()).where(ContactSettings.firm_id == firm.id, ContactSettings.notify.is_(True))
+        )
+        assert on == count
+
+
+def test_r_ops_6_sigterm_to_gunicorn_finishes_the_request_in_flight(
+    app, make, redis_url, database_url, tmp_path, smtp
+):
+    """A request whose body is still arriving when gunicorn gets SIGTERM is answered in full, and
+    gunicorn then exits 0 (within its graceful_timeout of 30 s)."""
+    import json
+    import socket
+    import urllib.request
+
+    from tests.test_production_gunicorn import start_gunicorn
+
+    make.firm()
+    app.config["MAIL_URL"] = smtp.url
+    proc, port, log = start_gunicorn(app, database_url, redis_url, tmp_path, extra_env={}, args=[])
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=20) as ready:
+            assert ready.status == 200  # the worker is up and takes connections
+        body = json.dumps({"email": "nobody@example.com", "password": "not the password"}).encode()
+        conn = socket.create_connection(("127.0.0.1", port), timeout=20)
+        conn.sendall(
+            b"POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body[:10]
+        )
+        time.sleep(0.5)  # the worker has the request and waits for the rest of the body
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        conn.sendall(body[10:])
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+        conn.close()
+        assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+        assert b"invalid_credentials" in answer or b"error" in answer
+        assert proc.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
