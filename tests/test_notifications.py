@@ -411,6 +411,16 @@ def _cron_process(app: Any, database_url: str, redis_url: str, at: datetime) -> 
     )
 
 
+def _a_monday_morning_a_day_from_now() -> datetime:
+    """A Monday 09:30 UTC at least a day after now (a fixed date stops being that once the calendar
+    reaches it: to-dos made that morning with a daily reminder are not due yet)."""
+    earliest = utcnow() + timedelta(days=1)
+    day = earliest.replace(hour=9, minute=30, second=0, microsecond=0)
+    while day.weekday() != 0 or day < earliest:
+        day += timedelta(days=1)
+    return day
+
+
 def test_r_not_5_two_cron_processes_racing_send_each_reminder_and_weekly_email_once(
     app, make, database_url, redis_url
 ):
@@ -428,7 +438,7 @@ def test_r_not_5_two_cron_processes_racing_send_each_reminder_and_weekly_email_o
         for n in range(4):
             new_todo(firm, account.id, title=f"Reminder {n}", reminder_every_days=1)
         new_todo(firm, account.id, kind="transactions", title="Weekly question", reminder_every_days=0)
-    at = datetime(2026, 12, 7, 9, 30, tzinfo=UTC)  # a Monday morning in UTC, every reminder due
+    at = _a_monday_morning_a_day_from_now()  # every daily reminder created now is due by then
     processes = [_cron_process(app, database_url, redis_url, at) for _ in range(2)]
     outputs = [p.communicate(timeout=120)[0].decode() for p in processes]
     assert [p.returncode for p in processes] == [0, 0], outputs
