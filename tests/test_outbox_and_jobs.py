@@ -149,11 +149,48 @@ def test_sweep_fails_rows_stuck_mid_send_instead_of_sending_twice(app):
     with in_app(app) as session:
         outbox_id = _queue_plain()
         session.commit()
-        session.execute(update(OutboxEmail).values(state="sending", claimed_at=utcnow() - timedelta(hours=1)))
+        gone = utcnow() - timedelta(hours=1)  # its batch had begun sending (sent_at stamps that)
+        session.execute(update(OutboxEmail).values(state="sending", claimed_at=gone, sent_at=gone))
         session.commit()
         assert sweep_outbox() == 0
         row = _outbox(session, outbox_id)
         assert row.state == "failed" and "interrupted" in row.last_error
+
+
+def test_r_rel_1_a_batch_cut_off_mid_send_fails_only_what_may_have_gone_and_queues_the_untried(app):
+    """A worker that dies leaves its claims ``sending``. One that had begun sending (stamped): it
+    sent in id order and, on PostgreSQL, marked every MARK_EVERY emails, so only the first
+    MARK_EVERY of what it left may have reached the SMTP server: those fail (never twice), the rest
+    are due again (never lost). One that had not begun is due again whole. (SQLite marks a batch at
+    its end: all of a begun claim fails.)"""
+    from portal_app.jobs.mail import MARK_EVERY, STALE_CLAIM
+
+    with in_app(app) as session:
+        begun = [_queue_plain(to=f"client{n}@example.com") for n in range(MARK_EVERY + 7)]
+        unbegun = [_queue_plain(to=f"later{n}@example.com") for n in range(3)]
+        fresh = _queue_plain(to="busy-worker@example.com")
+        session.commit()
+        dead = utcnow() - STALE_CLAIM - timedelta(seconds=1)
+        older = dead - timedelta(seconds=5)
+        claim = update(OutboxEmail).where(OutboxEmail.id.in_(begun))
+        session.execute(claim.values(state="sending", claimed_at=dead, sent_at=dead))
+        session.execute(update(OutboxEmail).where(OutboxEmail.id.in_(begun[:3])).values(state="sent"))
+        session.execute(
+            update(OutboxEmail).where(OutboxEmail.id.in_(unbegun)).values(state="sending", claimed_at=older)
+        )
+        session.execute(
+            update(OutboxEmail).where(OutboxEmail.id == fresh).values(state="sending", claimed_at=utcnow())
+        )
+        session.commit()
+        postgresql = session.get_bind().dialect.name == "postgresql"
+        left = begun[3:]
+        window = MARK_EVERY if postgresql else len(left)
+        assert sweep_outbox() == len(left) - window + len(unbegun)  # what is due again
+        states = dict(session.execute(select(OutboxEmail.id, OutboxEmail.state)).all())
+    assert [states[i] for i in left[:window]] == ["failed"] * window
+    # queued again (the embedded default's in-process job may already have sent them)
+    assert {states[i] for i in [*left[window:], *unbegun]} <= {"pending", "sent"}
+    assert states[fresh] == "sending"  # a live worker's claim is left alone
 
 
 def test_embedded_default_runs_jobs_in_process_and_shows_mail_at_dev_mail(app, client):

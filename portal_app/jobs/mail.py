@@ -2,9 +2,10 @@
 
 A delivery job drains the outbox: it claims a batch of due rows in one statement
 (``FOR UPDATE SKIP LOCKED``, so several workers share the queue without overlap), renders them,
-sends them over one SMTP connection and records them sent in one statement per batch (R-REL-1).
-A claimed row is ``sending`` until then; a worker killed mid-batch leaves its rows ``sending``
-and the sweep marks them failed rather than risk a second copy.
+sends them over one SMTP connection in id order and records them sent every few emails (R-REL-1).
+A claimed row is ``sending`` until then; of the rows a worker killed mid-batch leaves ``sending``,
+the sweep fails the few that may have reached the SMTP server rather than risk a second copy, and
+queues the ones it never tried again (see MARK_SENT).
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, text, update
 
 from portal_app import metrics
 from portal_app.extensions import db
@@ -28,9 +29,9 @@ from portal_app.transaction import commit
 
 log = logging.getLogger(__name__)
 
-# A row claimed longer ago than this was interrupted mid-send (worker killed): the SMTP
-# server may already have it, so it is marked failed rather than sent twice.
-STALE_CLAIM = timedelta(minutes=15)
+# A claim not renewed for this long was interrupted (its worker died): a sending worker renews it
+# every RENEW_SECONDS, and one SMTP command gives up after 30 s.
+STALE_CLAIM = timedelta(minutes=3)
 BATCH_SIZE = 200
 # A drain job hands over to a fresh job after this long, well inside rq's job timeout.
 DRAIN_SECONDS = 60
@@ -41,12 +42,13 @@ def drain_outbox(outbox_ids: list[int] | None = None, *, batch_size: int = BATCH
     by outcome (sent, failed, retrying, skipped)."""
     started = time.monotonic()
     totals: Counter[str] = Counter()
-    with Mailer() as mailer:  # one SMTP connection for the whole drain, reopened after a failure
+    # one SMTP connection for the whole drain (reopened after a failure), one connection for marks
+    with Mailer() as mailer, SentMarks() as marks:
         while True:
             claimed = _claim(outbox_ids, batch_size)
             if not claimed:
                 break
-            totals.update(_deliver(claimed, mailer))
+            totals.update(_deliver(claimed, mailer, marks))
             if outbox_ids is not None:
                 break
             if time.monotonic() - started > DRAIN_SECONDS or stop_requested():
@@ -92,7 +94,7 @@ def _claim(outbox_ids: list[int] | None, batch_size: int) -> list[int]:
     return sorted(ids)
 
 
-def _deliver(ids: list[int], mailer: Mailer) -> Counter[str]:
+def _deliver(ids: list[int], mailer: Mailer, marks: SentMarks) -> Counter[str]:
     outcome: Counter[str] = Counter()
     rows = db.session.scalars(
         select(OutboxEmail).where(OutboxEmail.id.in_(ids)).order_by(OutboxEmail.id)
@@ -116,8 +118,8 @@ def _deliver(ids: list[int], mailer: Mailer) -> Counter[str]:
     if dead:
         _set_state(dead, state="failed", last_error="no longer valid; not sent")
         outcome["skipped"] += len(dead)
+    marks.start([outbox_id for outbox_id, _ in ready])
     commit()  # whatever rendering recorded (a minted link's digest) is stored before sending
-    sent: list[int] = []
     for outbox_id, message in ready:
         try:
             mailer.send(message)
@@ -126,14 +128,92 @@ def _deliver(ids: list[int], mailer: Mailer) -> Counter[str]:
         except Exception as exc:
             failures[outbox_id] = (f"{type(exc).__name__}: {exc}", False)
         else:
-            sent.append(outbox_id)
-    if sent:
-        _set_state(sent, state="sent", sent_at=utcnow(), last_error="")
-        outcome["sent"] += len(sent)
+            marks.add(outbox_id)
+            outcome["sent"] += 1
+    marks.finish()
     for outbox_id, (error, permanent) in failures.items():
         outcome[_record_failure(outbox_id, error, permanent=permanent)] += 1
     commit()
     return outcome
+
+
+# How an accepted email is recorded. A batch is sent in id order. On PostgreSQL, one autocommitted
+# statement on a connection of its own stamps the claim when sending begins (``sent_at`` on a
+# ``sending`` row: its batch has begun sending), marks the accepted emails every MARK_EVERY (or
+# MARK_SECONDS), and renews the claim every RENEW_SECONDS. A worker that dies (SIGKILL, a lost
+# host) before sending leaves its claim unstamped: all of it is queued again. One that dies
+# mid-batch leaves, in id order, at most MARK_EVERY undecided rows (accepted but not yet marked, or
+# on the wire) and then rows it never tried: the sweep fails the first (never sent twice) and
+# queues the others again (never lost). The statements do not wait for the disk
+# (``synchronous_commit`` off, for that statement's transaction only): a crash that lost one would
+# only leave its rows undecided.
+MARK_EVERY = 10
+MARK_SECONDS = 0.5
+RENEW_SECONDS = 10.0
+MARK_SENT = text(
+    "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true))"
+    " UPDATE outbox_emails SET state = 'sent', sent_at = :now, last_error = ''"
+    " FROM quick WHERE id = ANY(:sent) AND state = 'sending'"
+)
+RENEW_CLAIM = text(
+    "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true))"
+    " UPDATE outbox_emails SET claimed_at = :now, sent_at = :now"
+    " FROM quick WHERE id = ANY(:claim) AND state = 'sending'"
+)
+
+
+class SentMarks:
+    """Marks accepted emails as sent: on PostgreSQL as they go (see MARK_SENT), elsewhere (SQLite,
+    one in-process worker) with the rest of the batch's outcomes."""
+
+    def __init__(self) -> None:
+        self.sent: list[int] = []
+        self.claim: list[int] = []
+        self.marked_at = self.renewed_at = time.monotonic()
+        self.connection: Connection | None = None
+        if db.session.get_bind().dialect.name == "postgresql":
+            self.connection = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+    def __enter__(self) -> SentMarks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.connection is not None:
+            self.connection.close()
+
+    def start(self, claim: list[int]) -> None:
+        """Sending this claim begins (stamped, see RENEW_CLAIM)."""
+        self.claim, self.sent = claim, []
+        self.marked_at = self.renewed_at = time.monotonic()
+        if self.connection is not None and claim:
+            self.connection.execute(RENEW_CLAIM, {"now": utcnow(), "claim": claim})
+        elif claim:
+            _set_state(claim, sent_at=utcnow())  # with the caller's commit, before sending
+
+    def add(self, outbox_id: int) -> None:
+        self.sent.append(outbox_id)
+        if self.connection is None:
+            return
+        now = time.monotonic()
+        if len(self.sent) >= MARK_EVERY or now - self.marked_at >= MARK_SECONDS:
+            self._mark()
+        if now - self.renewed_at >= RENEW_SECONDS:
+            self.connection.execute(RENEW_CLAIM, {"now": utcnow(), "claim": self.claim})
+            self.renewed_at = now
+
+    def _mark(self) -> None:
+        assert self.connection is not None
+        if self.sent:
+            self.connection.execute(MARK_SENT, {"now": utcnow(), "sent": self.sent})
+        self.sent, self.marked_at = [], time.monotonic()
+
+    def finish(self) -> None:
+        """The batch is done: what is left is marked (the caller commits the session)."""
+        if self.connection is not None:
+            self._mark()
+        elif self.sent:
+            _set_state(self.sent, state="sent", sent_at=utcnow(), last_error="")
+            self.sent = []
 
 
 def _set_state(ids: list[int], **values: object) -> None:
@@ -161,16 +241,9 @@ def _record_failure(outbox_id: int, error: str, *, permanent: bool) -> str:
 
 
 def sweep_outbox() -> int:
-    """Fail rows stuck mid-send; enqueue a delivery job if rows are due. Return how many are due."""
+    """Settle rows stuck mid-send; enqueue a delivery job if rows are due. Return how many are due."""
     now = utcnow()
-    stale = db.session.execute(
-        update(OutboxEmail)
-        .where(OutboxEmail.state == "sending", OutboxEmail.claimed_at < now - STALE_CLAIM)
-        .values(state="failed", last_error="delivery was interrupted; not retried to avoid a duplicate")
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if stale:
-        log.error("marked %s interrupted outbox emails as failed", stale)
+    _settle_interrupted(now)
     due = db.session.scalar(
         select(db.func.count())
         .select_from(OutboxEmail)
@@ -180,3 +253,33 @@ def sweep_outbox() -> int:
         enqueue_delivery()
     commit()
     return int(due or 0)
+
+
+def _settle_interrupted(now: datetime) -> None:
+    """Rows of a claim whose worker stopped renewing it (it died). A claim that had begun sending
+    (stamped ``sent_at``): the first MARK_EVERY in id order may have reached the SMTP server, so
+    they fail (never sent twice); the rest were never tried, so they are due again (never lost),
+    as is all of a claim that had not begun. See MARK_SENT."""
+    stuck = db.session.execute(
+        select(OutboxEmail.id, OutboxEmail.claimed_at, OutboxEmail.sent_at)
+        .where(OutboxEmail.state == "sending", OutboxEmail.claimed_at < now - STALE_CLAIM)
+        .order_by(OutboxEmail.claimed_at, OutboxEmail.id)
+    ).all()
+    claims: dict[object, list[int]] = {}
+    untried: list[int] = []
+    for outbox_id, claimed_at, began in stuck:
+        if began is None:
+            untried.append(outbox_id)
+        else:
+            claims.setdefault(claimed_at, []).append(outbox_id)
+    # elsewhere (SQLite) a batch is marked at its end: all of a begun claim is undecided
+    window = MARK_EVERY if db.session.get_bind().dialect.name == "postgresql" else None
+    undecided = [i for ids in claims.values() for i in ids[:window]]
+    untried += [i for ids in claims.values() for i in ids[window:]] if window else []
+    if undecided:
+        interrupted = "delivery was interrupted; not retried to avoid a duplicate"
+        _set_state(undecided, state="failed", last_error=interrupted)
+        log.error("marked %s interrupted outbox emails as failed", len(undecided))
+    if untried:
+        _set_state(untried, state="pending", next_attempt_at=now, sent_at=None, last_error="")
+        log.warning("queued %s outbox emails again that an interrupted worker never tried", len(untried))
