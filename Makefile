@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FLASK := PORTICO_ENV=development $(BIN)/flask --app wsgi
 
-.PHONY: run reset-demo test lint install clean translations messages bench
+.PHONY: run reset-demo test lint install clean translations messages bench topology
 
 # German (and any later) catalogues: .po files are the source, .mo files are built.
 PO_FILES := $(wildcard portal_app/translations/*/LC_MESSAGES/messages.po)
@@ -48,6 +48,11 @@ test: $(STAMP) translations
 # Every benchmark in bench/ (PostgreSQL and Redis on this machine, gunicorn, wrk); one table at the end.
 bench: $(STAMP) translations
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
+# The multi-host layout of docs/deploy.md on this machine, driven under SIGKILL faults (R-OPS-7).
+# Needs Debian's nginx, pgbouncer, redis-server and PostgreSQL's server programs; about 8 minutes.
+topology: $(STAMP) translations
+	$(BIN)/python deploy/topology/run.py $(TOPOLOGY_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

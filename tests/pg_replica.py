@@ -27,9 +27,9 @@ def pg_bin() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
@@ -44,9 +44,10 @@ def _run(*argv: str | Path) -> None:
 class Node:
     data: Path
     port: int
+    host: str = "127.0.0.1"
 
     def url(self, database: str = "portico") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://postgres@{self.host}:{self.port}/{database}"
 
     def sql(self, statement: str, database: str = "portico") -> list[tuple]:
         with psycopg.connect(self.url(database), autocommit=True, connect_timeout=5) as conn:
@@ -58,19 +59,20 @@ class Node:
 class ReplicatedCluster:
     root: Path
     bin: Path
+    hosts: tuple[str, str] = ("127.0.0.1", "127.0.0.1")  # the primary's and the replica's address
     primary: Node = field(init=False)
     replica: Node = field(init=False)
 
     def start(self) -> ReplicatedCluster:
-        self.primary = Node(self.root / "primary", free_port())
-        self.replica = Node(self.root / "replica", free_port())
+        self.primary = Node(self.root / "primary", free_port(self.hosts[0]), self.hosts[0])
+        self.replica = Node(self.root / "replica", free_port(self.hosts[1]), self.hosts[1])
         _run(self.bin / "initdb", "-D", self.primary.data, "-A", "trust", "-U", "postgres", "--no-sync")
         self._configure(self.primary)
         self._pg_ctl(self.primary, "start")
         self.primary.sql("CREATE DATABASE portico", database="postgres")
         _run(
-            self.bin / "pg_basebackup", "-h", "127.0.0.1", "-p", str(self.primary.port), "-U", "postgres",
-            "-D", self.replica.data, "-R", "-X", "stream", "--no-sync", "--checkpoint=fast",
+            self.bin / "pg_basebackup", "-h", self.primary.host, "-p", str(self.primary.port),
+            "-U", "postgres", "-D", self.replica.data, "-R", "-X", "stream", "--no-sync", "--checkpoint=fast",
         )  # fmt: skip
         self._configure(self.replica)
         self._pg_ctl(self.replica, "start")
@@ -79,10 +81,12 @@ class ReplicatedCluster:
     def _configure(self, node: Node) -> None:
         with open(node.data / "postgresql.conf", "a") as conf:
             conf.write(
-                f"\nport = {node.port}\nlisten_addresses = '127.0.0.1'\n"
-                f"unix_socket_directories = '{self.root}'\nfsync = off\nmax_connections = 40\n"
+                f"\nport = {node.port}\nlisten_addresses = '{node.host}'\n"
+                f"unix_socket_directories = '{self.root}'\nfsync = off\nmax_connections = 100\n"
                 "shared_buffers = 16MB\n"
             )
+        with open(node.data / "pg_hba.conf", "a") as hba:  # every loopback address (127.0.0.x hosts)
+            hba.write("host all all 127.0.0.0/8 trust\nhost replication all 127.0.0.0/8 trust\n")
 
     def _pg_ctl(self, node: Node, action: str, *extra: str) -> None:
         _run(self.bin / "pg_ctl", "-D", node.data, "-l", node.data / "server.log", "-w", action, *extra)
@@ -113,14 +117,14 @@ class ReplicatedCluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_cluster() -> ReplicatedCluster:
+def start_cluster(hosts: tuple[str, str] = ("127.0.0.1", "127.0.0.1")) -> ReplicatedCluster:
     binaries = pg_bin()
     assert binaries is not None, "PostgreSQL's server programs are not installed"
     root = Path(tempfile.mkdtemp(prefix="portico-pg-"))
     os.chmod(root, 0o755)
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
-    cluster = ReplicatedCluster(root, binaries)
+    cluster = ReplicatedCluster(root, binaries, hosts)
     try:
         return cluster.start()
     except BaseException:
