@@ -203,10 +203,30 @@ SEED = [
     " JOIN (SELECT id, row_number() OVER (ORDER BY id) r FROM contacts WHERE firm_id = :firm) c USING (r)",
     "INSERT INTO contact_settings (firm_id, account_id, contact_id, email_id, login, notify,"
     " notification_preferences, email_sync, auto_save_attachments, signatory, created_at, updated_at)"
-    " SELECT :firm, ac.account_id, ac.contact_id, e.id, true, false, '{}', false, false, false, now(), now()"
+    " SELECT :firm, ac.account_id, ac.contact_id, e.id, :login, false, '{}', false, false, false,"
+    " now(), now()"
     " FROM account_contacts ac JOIN contact_emails e ON e.contact_id = ac.contact_id"
     " WHERE ac.firm_id = :firm",
 ]
+
+
+def _firm_of_clients(app: Any, make: Any, database_url: str, count: int, *, login: bool) -> Any:
+    """A firm of ``count`` accounts, one client email each (PostgreSQL: set-based inserts)."""
+    from sqlalchemy import text
+
+    from portal_app.transaction import commit
+    from tests.conftest import in_app
+
+    if not database_url.startswith("postgresql"):
+        if REQUIRE_SERVICES:
+            pytest.fail("this restart test runs on PostgreSQL (set TEST_DATABASE_URL)")
+        pytest.skip("this restart test runs on PostgreSQL")
+    firm = make.firm()
+    with in_app(app) as session:
+        for statement in SEED:
+            session.execute(text(statement), {"firm": firm.id, "n": count, "login": login})
+        commit()
+    return firm
 
 
 def _start_workers(app: Any, database_url: str, redis_url: str, mail_url: str, count: int) -> list[Any]:
@@ -238,7 +258,7 @@ def _sigterm(worker: Any) -> float:
 def test_r_ops_6_a_rolling_restart_of_the_workers_during_10_000_invitations_loses_none_and_sends_none_twice(
     app, make, redis_url, smtp, database_url
 ):
-    from sqlalchemy import func, select, text
+    from sqlalchemy import func, select
 
     from portal_app.extensions import db
     from portal_app.models import ContactSettings, OutboxEmail, StaffUser
@@ -246,16 +266,8 @@ def test_r_ops_6_a_rolling_restart_of_the_workers_during_10_000_invitations_lose
     from portal_app.transaction import commit
     from tests.conftest import in_app
 
-    if not database_url.startswith("postgresql"):
-        if REQUIRE_SERVICES:
-            pytest.fail("the rolling restart runs on PostgreSQL (set TEST_DATABASE_URL)")
-        pytest.skip("the rolling restart runs on PostgreSQL")
     count = 10_000
-    firm = make.firm()
-    with in_app(app) as session:
-        for statement in SEED:
-            session.execute(text(statement), {"firm": firm.id, "n": count})
-        commit()
+    firm = _firm_of_clients(app, make, database_url, count, login=True)
     workers = _start_workers(app, database_url, redis_url, smtp.url, 2)
     stops: list[float] = []
     try:
@@ -299,25 +311,13 @@ def test_r_ops_6_sigterm_to_a_worker_mid_bulk_update_finishes_the_batch_and_anot
 ):
     """A bulk update of 3 000 accounts (batches of 500, R-REL-2): the worker that runs it is
     stopped after its first batch; it leaves within 30 s, and a second worker completes the job."""
-    from sqlalchemy import func, select, text
+    from sqlalchemy import func, select
 
     from portal_app.models import ContactSettings, Job
-    from portal_app.transaction import commit
     from tests.conftest import in_app
 
-    if not database_url.startswith("postgresql"):
-        if REQUIRE_SERVICES:
-            pytest.fail("the bulk restart runs on PostgreSQL (set TEST_DATABASE_URL)")
-        pytest.skip("the bulk restart runs on PostgreSQL")
     count = 3000
-    firm = make.firm()
-    with in_app(app) as session:
-        for statement in SEED:
-            session.execute(text(statement), {"firm": firm.id, "n": count})
-        session.execute(
-            text("UPDATE contact_settings SET login = false WHERE firm_id = :firm"), {"firm": firm.id}
-        )
-        commit()
+    firm = _firm_of_clients(app, make, database_url, count, login=False)
     first = _start_workers(app, database_url, redis_url, "", 1)[0]
     second = None
     try:
