@@ -120,6 +120,7 @@ def _deliver(ids: list[int], mailer: Mailer, marks: SentMarks) -> Counter[str]:
         outcome["skipped"] += len(dead)
     marks.start([outbox_id for outbox_id, _ in ready])
     commit()  # whatever rendering recorded (a minted link's digest) is stored before sending
+    marks.begin()
     for outbox_id, message in ready:
         try:
             mailer.send(message)
@@ -182,13 +183,17 @@ class SentMarks:
             self.connection.close()
 
     def start(self, claim: list[int]) -> None:
-        """Sending this claim begins (stamped, see RENEW_CLAIM)."""
+        """Sending this claim is about to begin: on SQLite the stamp goes into the session, for
+        the caller's commit before sending; on PostgreSQL ``begin`` stamps it after that commit."""
         self.claim, self.sent = claim, []
+        if self.connection is None and claim:
+            _set_state(claim, sent_at=utcnow())
+
+    def begin(self) -> None:
+        """The session has committed (it holds no row of the claim): stamp the claim."""
         self.marked_at = self.renewed_at = time.monotonic()
-        if self.connection is not None and claim:
-            self.connection.execute(RENEW_CLAIM, {"now": utcnow(), "claim": claim})
-        elif claim:
-            _set_state(claim, sent_at=utcnow())  # with the caller's commit, before sending
+        if self.connection is not None and self.claim:
+            self.connection.execute(RENEW_CLAIM, {"now": utcnow(), "claim": self.claim})
 
     def add(self, outbox_id: int) -> None:
         self.sent.append(outbox_id)
