@@ -56,10 +56,15 @@ def engine_options(url: str) -> dict[str, Any]:
     after five runs, and the account list's search is the same statement for a term in 18 % of the
     accounts and for one email; planned once for the common term, the one-email search scanned
     100 000 accounts (313 ms instead of 4 ms, bench/account_list.py). Each query is planned for its
-    own values instead, and a transaction-mode PgBouncer never sees a named statement."""
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    own values instead, and a transaction-mode PgBouncer never sees a named statement.
+
+    psycopg runs in autocommit: plain reads go out without BEGIN and COMMIT, and the first write
+    opens the transaction (``db_events``, which also swaps a pooled connection the server has
+    ended, at checkout and without the round trip of ``pool_pre_ping``)."""
+    options: dict[str, Any] = {}
     if url.startswith("postgresql+psycopg://"):
         options["connect_args"] = {"prepare_threshold": None}
+        options["isolation_level"] = "AUTOCOMMIT"
     return options
 
 

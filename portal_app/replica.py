@@ -58,13 +58,15 @@ def from_replica(read: Callable[[], T], *, last_write_at: datetime | None) -> T:
     global _unreachable_until
     if not configured() or wrote_recently(last_write_at) or time.monotonic() < _unreachable_until:
         return read()
+    session = current_app.extensions["sqlalchemy"].session
+    session.flush()  # what the request changed so far goes to the primary, never to the replica
     try:
-        with _on_replica():
+        with _on_replica(), session.no_autoflush:
             return read()
     except DBAPIError as exc:
         if not exc.connection_invalidated and not _is_connect_error(exc):
             raise
-        current_app.extensions["sqlalchemy"].session.rollback()
+        session.rollback()
         _unreachable_until = time.monotonic() + RETRY_SECONDS
         log.warning("replica unreachable (%s); the primary serves reads for %.0f s", exc.orig, RETRY_SECONDS)
     return read()

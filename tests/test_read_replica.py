@@ -116,3 +116,32 @@ def test_r_ops_3_without_a_replica_no_write_is_tracked(app, make):
         from portal_app.models import StaffUser
 
         assert db.session.get(StaffUser, firm.staff_id).last_write_at is None
+
+
+def test_r_ops_3_a_database_restart_costs_no_request_an_error(cluster: ReplicatedCluster, tmp_path: Path):
+    """The pool holds connections that a restart of PostgreSQL ended. Without a ping per request
+    (``db_events``: a look at the socket on checkout), none of them turns into an error."""
+    app = _replicated_app(cluster, tmp_path)
+    make = Factory(app)
+    firm = make.firm()
+    assert firm.api.post("/accounts", json={"name": "Alpha LLC", "type": "company"}).status_code == 201
+    with app.app_context():
+        held = [db.engine.connect() for _ in range(3)]  # three pooled connections, then idle
+        for connection in held:
+            connection.close()
+        pids_before = {row[0] for row in cluster.primary.sql("SELECT pid FROM pg_stat_activity")}
+
+    cluster._pg_ctl(cluster.primary, "restart", "-m", "fast")
+    cluster.wait_for_replay()
+
+    assert _names(firm.api) == ["Alpha LLC"]
+    created = firm.api.post("/accounts", json={"name": "Beta GmbH", "type": "company"})
+    assert created.status_code == 201, created.get_json()
+    for _ in range(5):
+        assert _names(firm.api) == ["Alpha LLC", "Beta GmbH"]
+    pids_after = {row[0] for row in cluster.primary.sql("SELECT pid FROM pg_stat_activity")}
+    assert not pids_before & pids_after  # the requests above ran on new connections only
+    with app.app_context():
+        db.session.remove()
+        for engine in db.engines.values():
+            engine.dispose()

@@ -143,7 +143,9 @@ def staff_for_api_token(raw: str) -> StaffUser | None:
         return None
     token = db.session.scalar(
         select(ApiToken)
-        .options(joinedload(ApiToken.staff_user))  # one round trip per API call, not two
+        # One round trip per API call: the user, and the firm whose two-factor rule the request's
+        # gate reads (``mfa.required`` then finds it in the session's identity map).
+        .options(joinedload(ApiToken.staff_user).joinedload(StaffUser.firm))
         .where(ApiToken.token_digest == _digest(raw), ApiToken.revoked_at.is_(None))
     )
     if token is None or not token.staff_user.is_active:
