@@ -49,6 +49,16 @@ def time_ratio(
     return Figure(name, portico, reference, unit, ratio, f"≤ {limit:g}×", ratio <= limit, note)
 
 
+def growth(name: str, portico: float, reference: float, limit: float, note: str = "") -> Figure:
+    """How much slower Portico gets from the small data set to the large one (``portico``),
+    beside how much slower the hand-written reference query gets on the same data
+    (``reference``). Met when Portico grows at most ``limit``× or no more than the reference:
+    a query whose work grows with the data (a substring search) cannot be asked to stay flat."""
+    ratio = portico / reference if reference else float("inf")
+    met = portico <= limit or portico <= reference
+    return Figure(name, portico, reference, "×", ratio, f"≤ {limit:g}× or ≤ ref", met, note)
+
+
 def share(name: str, portico: float, reference: float, unit: str, minimum: float, note: str = "") -> Figure:
     """A figure where Portico should reach at least ``minimum`` of the reference's throughput."""
     ratio = portico / reference if reference else 0.0
@@ -91,6 +101,8 @@ def _verdict(figure: Figure) -> str:
 
 
 def _value(value: float, unit: str) -> str:
+    if unit == "×":
+        return f"{value:.2f}×"
     if unit == "req/s":
         return f"{value:,.0f} {unit}"
     if value >= 100:

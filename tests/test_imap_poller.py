@@ -226,20 +226,63 @@ def test_r_syn_4_a_message_that_cannot_be_stored_stays_unseen_for_the_next_run(
     from portal_app.jobs import mail_poll as imap
     from portal_app.services import inbound
 
-    real = inbound.ingest
+    real, real_many = inbound.ingest, inbound.ingest_many
 
     def flaky(firm_id: int, data: bytes, *, via: str) -> Any:
         if b"Zwei" in data:
             raise RuntimeError("database went away")
         return real(firm_id, data, via=via)
 
+    def flaky_many(firm_id: int, raws: list[bytes], *, via: str) -> Any:
+        stored = real_many(firm_id, raws, via=via)  # written, then the batch fails: rolled back
+        if any(b"Zwei" in data for data in raws):
+            raise RuntimeError("database went away")
+        return stored
+
     monkeypatch.setattr(imap, "ingest", flaky)
+    monkeypatch.setattr(imap, "ingest_many", flaky_many)
     result = poll(app, dovecot.url)
     assert result.exit_code != 0 and "stored 1" in result.output and "failed 1 (left unseen)" in result.output
     assert unseen(dovecot) == 1
+    with in_app(app) as session:  # the failed batch left nothing behind: "Eins" once, by itself
+        assert session.scalar(select(func.count()).select_from(Message)) == 1
     monkeypatch.setattr(imap, "ingest", real)
+    monkeypatch.setattr(imap, "ingest_many", real_many)
     assert "stored 1" in poll(app, dovecot.url).output
     assert unseen(dovecot) == 0
+
+
+def test_r_syn_4_a_batch_is_one_transaction_and_a_non_email_in_it_spoils_nothing(app, dovecot, synced):
+    """The poller stores what it fetched together (one commit for the batch, then \\Seen); a
+    message that is not an email is refused before anything of it is written, so the rest of
+    its batch is stored with it; the same message twice in one batch is stored once (R-SYN-5)."""
+    from sqlalchemy import event
+
+    from portal_app.extensions import db
+
+    deliver(
+        dovecot,
+        simple("g.mueller@mueller-gmbh.example", "Eins", message_id="<b1@x>"),
+        b"no headers at all, just text\r\n",
+        raw("thunderbird.eml"),
+        simple("g.mueller@mueller-gmbh.example", "Drei", message_id="<b3@x>"),
+        simple("g.mueller@mueller-gmbh.example", "Eins", message_id="<b1@x>"),  # twice in one batch
+    )
+    commits: list[int] = []
+    with app.app_context():
+        engine = db.engine
+    count = lambda _conn: commits.append(1)  # noqa: E731
+    event.listen(engine, "commit", count)
+    try:
+        result = poll(app, dovecot.url)
+    finally:
+        event.remove(engine, "commit", count)
+    assert result.exit_code == 0, result.output
+    assert "Fetched 5: stored 3, already stored 1" in result.output and "unreadable 1" in result.output
+    assert len(commits) == 1  # the batch of five, together
+    assert unseen(dovecot) == 0
+    threads = synced.firm.api.get(f"/accounts/{synced.account.id}/threads").get_json()["items"]
+    assert sorted(t["subject"] for t in threads) == ["Drei", "Eins", "Kontoauszüge März"]
 
 
 def test_r_syn_4_the_poller_needs_to_know_the_firm_when_several_are_served(app, dovecot, synced, make):

@@ -1,7 +1,13 @@
-"""The mailbox poller (R-SYN-4), an edge like every job (it commits each message): unseen messages
-of INBOUND_IMAP_URL go through the same ingestion as the inbound endpoint, and are flagged \\Seen
-only after they are committed. A connection failure is logged and the next run tries again:
-nothing is lost or marked seen."""
+"""The mailbox poller (R-SYN-4), an edge like every job (it commits what it stores): unseen
+messages of INBOUND_IMAP_URL go through the same ingestion as the inbound endpoint, and are
+flagged \\Seen only after they are committed. A connection failure is logged and the next run
+tries again: nothing is lost or marked seen.
+
+Messages are fetched and stored in batches of ``FETCH_BATCH``: one transaction and one durable
+file sync per batch (``files.one_sync``), then one \\Seen for the batch. A message that is not
+an email is refused before anything of it is written, so it does not spoil its batch; any other
+failure rolls the batch back and stores its messages one by one, each in its own transaction,
+so only the message that fails stays unseen."""
 
 from __future__ import annotations
 
@@ -14,9 +20,10 @@ from imapclient.exceptions import IMAPClientError
 from sqlalchemy import select
 
 from portal_app.extensions import db
+from portal_app.files import one_sync
 from portal_app.models import Firm
 from portal_app.services.errors import ValidationFailed
-from portal_app.services.inbound import ingest
+from portal_app.services.inbound import ingest, ingest_many
 from portal_app.transaction import commit
 
 log = logging.getLogger(__name__)
@@ -96,11 +103,14 @@ def poll(url: str, firm_id: int, *, timeout: float = 30) -> PollResult:
         for start in range(0, len(uids), FETCH_BATCH):
             chunk = uids[start : start + FETCH_BATCH]
             # BODY.PEEK: reading does not set \Seen; only a committed message is flagged
-            for uid, item in client.fetch(chunk, ["BODY.PEEK[]"]).items():
-                raw = item.get(b"BODY[]") or b""
-                result.fetched += 1
-                if _store(firm_id, raw, result):
-                    client.add_flags([uid], [SEEN])
+            fetched = [
+                (uid, item.get(b"BODY[]") or b"")
+                for uid, item in client.fetch(chunk, ["BODY.PEEK[]"]).items()
+            ]
+            result.fetched += len(fetched)
+            seen = store_batch(firm_id, fetched, result)
+            if seen:
+                client.add_flags(seen, [SEEN])
     except (OSError, IMAPClientError) as exc:
         raise MailboxError(f"mailbox {box.folder} on {box.host}: {exc}") from exc
     finally:
@@ -109,6 +119,27 @@ def poll(url: str, firm_id: int, *, timeout: float = 30) -> PollResult:
         except Exception:  # the connection may already be gone
             pass
     return result
+
+
+def store_batch(firm_id: int, messages: list[tuple[int, bytes]], result: PollResult) -> list[int]:
+    """Store a fetched batch in one transaction; return the UIDs that may be flagged seen."""
+    try:
+        with one_sync():  # the batch's files are durable before the rows naming them commit
+            outcomes = ingest_many(firm_id, [raw for _uid, raw in messages], via="imap")
+        commit()
+    except Exception:
+        db.session.rollback()
+        log.warning("a batch of %d inbound messages failed; storing them one by one", len(messages))
+        return [uid for uid, raw in messages if _store(firm_id, raw, result)]
+    for outcome in outcomes:
+        if isinstance(outcome, ValidationFailed):  # refused before anything of it was written
+            result.unreadable += 1
+            log.warning(
+                "inbound message not an email (%s); flagged seen so it is not read again", outcome.message
+            )
+        else:
+            setattr(result, outcome.status, getattr(result, outcome.status) + 1)
+    return [uid for uid, _raw in messages]
 
 
 def _store(firm_id: int, raw: bytes, result: PollResult) -> bool:

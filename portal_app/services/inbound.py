@@ -79,18 +79,26 @@ def _insert_once(
 
 def _recipients(firm_id: int, address: str) -> list[tuple[Account, ContactSettings]]:
     """The accounts where this sender's email has ``email_sync`` on."""
+    return _recipients_of(firm_id, [address]).get(address, [])
+
+
+def _recipients_of(firm_id: int, addresses: list[str]) -> dict[str, list[tuple[Account, ContactSettings]]]:
+    """``_recipients`` for several senders in one query."""
     rows = db.session.execute(
-        select(Account, ContactSettings)
+        select(ContactEmail.address, Account, ContactSettings)
         .join(ContactSettings, ContactSettings.account_id == Account.id)
         .join(ContactEmail, ContactEmail.id == ContactSettings.email_id)
         .where(
             ContactEmail.firm_id == firm_id,
-            ContactEmail.address == address,
+            ContactEmail.address.in_(sorted(set(addresses))),
             ContactSettings.email_sync.is_(True),
         )
         .order_by(Account.id)
     ).all()
-    return [(account, settings) for account, settings in rows]
+    found: dict[str, list[tuple[Account, ContactSettings]]] = {}
+    for address, account, settings in rows:
+        found.setdefault(address, []).append((account, settings))
+    return found
 
 
 def _sender(headers: Parsed) -> str:
@@ -106,10 +114,7 @@ def _sender(headers: Parsed) -> str:
 def ingest(firm_id: int, raw: bytes, *, via: str) -> Ingested:
     """Store one raw message for the firm (flushes; the caller commits). Who sent it is read
     from the headers first: a message nobody syncs is never parsed further (R-SYN-3)."""
-    if not raw.strip():
-        raise ValidationFailed("The message is empty.", fields={"body": ["Send the raw message (RFC 5322)."]})
-    if len(raw) > MAX_RAW_BYTES:
-        raise ValidationFailed("The message is larger than 60 MB.", fields={"body": ["Too large."]})
+    _check_size(raw)
     headers = parse_headers(raw)
     targets = _recipients(firm_id, _sender(headers))
     if not targets:
@@ -122,6 +127,85 @@ def ingest(firm_id: int, raw: bytes, *, via: str) -> Ingested:
         return Ingested("duplicate")
     store_blob(RAW_AREA, raw, ".eml")
     return _store(parse(raw), targets, inbound_id)
+
+
+def ingest_many(firm_id: int, raws: list[bytes], *, via: str) -> list[Ingested | ValidationFailed]:
+    """``ingest`` for a batch in the caller's one transaction (the mailbox poller's): the same
+    outcome for each message, with the senders' accounts read in one query and the deliveries
+    recorded in one statement. A message refused (not an email) is refused before anything of it
+    is written; its ``ValidationFailed`` takes its place in the answer."""
+    outcomes: list[Ingested | ValidationFailed | None] = [None] * len(raws)
+    heads: dict[int, Parsed] = {}
+    for n, raw in enumerate(raws):
+        try:
+            _check_size(raw)
+            heads[n] = parse_headers(raw)
+            _sender(heads[n])
+        except ValidationFailed as exc:
+            outcomes[n], heads[n] = exc, Parsed()
+    senders = _recipients_of(firm_id, [h.from_address for n, h in heads.items() if outcomes[n] is None])
+    wanted: dict[str, tuple[int, str, int]] = {}  # dedupe key -> the first message with it
+    for n, head in heads.items():
+        if outcomes[n] is not None:
+            continue
+        targets = senders.get(head.from_address, [])
+        if not targets:
+            outcomes[n] = Ingested("ignored")
+            continue
+        sha256 = hashlib.sha256(raws[n]).hexdigest()
+        key = head.message_id or f"sha256:{sha256}"
+        if key in wanted:
+            outcomes[n] = Ingested("duplicate")
+        else:
+            wanted[key] = (n, sha256, len(targets))
+    recorded = _insert_many(
+        firm_id, {k: (len(raws[n]), sha, count) for k, (n, sha, count) in wanted.items()}, via
+    )
+    for key, (n, _sha256, _count) in wanted.items():
+        inbound_id = recorded.get(key)
+        if inbound_id is None:
+            outcomes[n] = Ingested("duplicate")
+            continue
+        store_blob(RAW_AREA, raws[n], ".eml")
+        outcomes[n] = _store(parse(raws[n]), senders[heads[n].from_address], inbound_id)
+    assert all(outcome is not None for outcome in outcomes)
+    return outcomes  # type: ignore[return-value]
+
+
+def _check_size(raw: bytes) -> None:
+    if not raw.strip():
+        raise ValidationFailed("The message is empty.", fields={"body": ["Send the raw message (RFC 5322)."]})
+    if len(raw) > MAX_RAW_BYTES:
+        raise ValidationFailed("The message is larger than 60 MB.", fields={"body": ["Too large."]})
+
+
+def _insert_many(firm_id: int, deliveries: dict[str, tuple[int, str, int]], via: str) -> dict[str, int]:
+    """Record the deliveries (dedupe key -> size, digest, accounts) in one statement; return the
+    ids of those never delivered before, by key."""
+    if not deliveries:
+        return {}
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    now = utcnow()
+    rows = [
+        {
+            "firm_id": firm_id,
+            "dedupe_key": key,
+            "raw_sha256": sha256,
+            "raw_size": size,
+            "via": via,
+            "accounts_stored": accounts,
+            "received_at": now,
+        }
+        for key, (size, sha256, accounts) in deliveries.items()
+    ]
+    statement = (
+        insert(InboundMessage)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["firm_id", "dedupe_key"])
+        .returning(InboundMessage.dedupe_key, InboundMessage.id)
+    )
+    return {key: inbound_id for key, inbound_id in db.session.execute(statement).all()}
 
 
 def receive(firm_id: int, stream: Any, *, via: str) -> Ingested:
