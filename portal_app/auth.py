@@ -6,7 +6,7 @@ import time
 
 from flask import Flask, Response, current_app, g, redirect, request, session, url_for
 from flask_login import current_user, login_user, logout_user
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from portal_app.extensions import db, login_manager
 from portal_app.models import PortalUser, StaffUser
@@ -23,13 +23,19 @@ def init_app(app: Flask) -> None:
         if not token:
             return None
         if kind == "staff":
-            return db.session.scalar(
-                select(StaffUser).where(StaffUser.session_token == token, StaffUser.is_active.is_(True))
-            )
+            return db.session.scalar(_STAFF_BY_TOKEN, {"token": token})
         if kind == "portal":
-            user = db.session.scalar(select(PortalUser).where(PortalUser.session_token == token))
+            user = db.session.scalar(_PORTAL_BY_TOKEN, {"token": token})
             return user if user is not None and user.is_active else None
         return None
+
+
+# Built once: every signed-in request runs one of them (SQLAlchemy caches the SQL, but building
+# the expression again cost more than running it).
+_STAFF_BY_TOKEN = select(StaffUser).where(
+    StaffUser.session_token == bindparam("token"), StaffUser.is_active.is_(True)
+)
+_PORTAL_BY_TOKEN = select(PortalUser).where(PortalUser.session_token == bindparam("token"))
 
 
 # The idle timeout (60 minutes) is measured to within this many seconds.

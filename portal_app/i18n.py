@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from flask import Flask, g, has_request_context, request
-from flask_babel import force_locale
+from flask_babel import force_locale, get_locale, get_translations
 from flask_login import current_user
 
 from portal_app.extensions import babel
@@ -68,7 +69,30 @@ def init_app(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
 
     @app.context_processor
-    def html_lang() -> dict[str, str]:
-        from flask_babel import get_locale
+    def page_language() -> dict[str, Any]:
+        """The page's language, and the template's gettext bound to its catalogue: a page's
+        dozens of strings are looked up in the catalogue directly, not each through
+        Flask-Babel's locale and catalogue lookup (the portal home has about fifty)."""
+        translations = get_translations()
+        bound = _BOUND.get(id(translations))
+        if bound is None or bound[0] is not translations:
+            bound = (translations, _bind(translations))
+            _BOUND[id(translations)] = bound
+        return {"html_lang": str(get_locale() or DEFAULT_LANGUAGE), **bound[1]}
 
-        return {"html_lang": str(get_locale() or DEFAULT_LANGUAGE)}
+
+# A catalogue's gettext callables, built once per catalogue (one per language and app).
+_BOUND: dict[int, tuple[Any, dict[str, Any]]] = {}
+
+
+def _bind(translations: Any) -> dict[str, Any]:
+    """What Jinja's i18n extension installs with ``newstyle=True`` (autoescaping, ``%(name)s``
+    formatting), over one catalogue; in the render context it wins over Flask-Babel's globals."""
+    from jinja2.ext import _make_new_gettext, _make_new_ngettext, _make_new_npgettext, _make_new_pgettext
+
+    return {
+        "gettext": _make_new_gettext(translations.ugettext),
+        "ngettext": _make_new_ngettext(translations.ungettext),
+        "pgettext": _make_new_pgettext(translations.upgettext),
+        "npgettext": _make_new_npgettext(translations.unpgettext),
+    }

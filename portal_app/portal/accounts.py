@@ -47,7 +47,7 @@ def home(user: PortalUser) -> Any:
 @client_page
 def account_home(user: PortalUser, account_id: int) -> Any:
     with_counts = client_accounts.accounts_with_open_counts(user)
-    accounts = [account for account, _count in with_counts]
+    accounts = [account for account, _count, _signs in with_counts]
     current = next((a for a in accounts if a.id == account_id), None)
     if current is None:
         if not accounts:
@@ -57,7 +57,12 @@ def account_home(user: PortalUser, account_id: int) -> Any:
         user.current_account_id = current.id  # remembered for the next visit; no data changes
     completed = _just_completed(current.id, request.args.get("completed"))
     return render_account(
-        user, accounts, current, counts={a.id: count for a, count in with_counts}, completed=completed
+        user,
+        accounts,
+        current,
+        counts={a.id: count for a, count, _signs in with_counts},
+        signatory=next(signs for a, _count, signs in with_counts if a is current),
+        completed=completed,
     )
 
 
@@ -107,12 +112,13 @@ def render_account(
     current: Account,
     *,
     counts: dict[int, int] | None = None,
+    signatory: bool | None = None,
     completed: Todo | None = None,
 ) -> Response:
     if counts is None:
         counts = todos.open_counts([a.id for a in accounts])
     open_rows, done_rows = todos.account_page_todos(current.id)
-    items = todos.client_view(user.email_id, current.id, open_rows)
+    items = todos.client_view(user.email_id, current.id, open_rows, signatory=signatory)
     reading = [i.todo.id for i in items if i.action in ("sign", "approve") and i.todo.document_count]
     to_read = todos.documents_of(reading) if reading else {}
     groups: dict[str, list[Any]] = {}

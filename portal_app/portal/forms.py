@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from markupsafe import Markup
 from wtforms import EmailField, HiddenField, PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import AnyOf, DataRequired, Length
@@ -33,6 +36,11 @@ class ForgotPasswordForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """A form with nothing but its CSRF token (logout, ask for a new invitation)."""
+
+    @cached_property
+    def hidden(self) -> Markup:
+        """``hidden_tag()`` rendered once: a page with a form per to-do repeats the same token."""
+        return self.hidden_tag()
 
 
 LANGUAGE_CHOICES = [SelectChoice(code, name) for code, name in LANGUAGES.items()]

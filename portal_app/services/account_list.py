@@ -268,7 +268,9 @@ def list_accounts(
         type="type" in params,
         after=bool(cursor),
     )
-    results = db.session.execute(statement, params).all()
+    # A Core statement of plain columns: run on the session's connection (replica or primary, as
+    # the session picks), without the ORM's result machinery around it.
+    results = db.session.connection().execute(statement, params).all()
     has_more = len(results) > limit
     rows = [
         AccountRow(

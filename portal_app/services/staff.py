@@ -7,7 +7,7 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
 from portal_app.extensions import db
@@ -137,17 +137,21 @@ def issue_api_token(user: StaffUser, *, name: str = "") -> tuple[ApiToken, str]:
     return token, raw
 
 
+# Every API call runs it, so it is built once. One round trip: the token, its user, and the firm
+# whose two-factor rule the request's gate reads (``mfa.required`` then finds it in the session's
+# identity map).
+_TOKEN_LOOKUP = (
+    select(ApiToken)
+    .options(joinedload(ApiToken.staff_user).joinedload(StaffUser.firm))
+    .where(ApiToken.token_digest == bindparam("digest"), ApiToken.revoked_at.is_(None))
+)
+
+
 def staff_for_api_token(raw: str) -> StaffUser | None:
     """Return the active staff user a bearer token belongs to, or None."""
     if not raw.startswith(API_TOKEN_PREFIX) or len(raw) > 200:
         return None
-    token = db.session.scalar(
-        select(ApiToken)
-        # One round trip per API call: the user, and the firm whose two-factor rule the request's
-        # gate reads (``mfa.required`` then finds it in the session's identity map).
-        .options(joinedload(ApiToken.staff_user).joinedload(StaffUser.firm))
-        .where(ApiToken.token_digest == _digest(raw), ApiToken.revoked_at.is_(None))
-    )
+    token = db.session.scalar(_TOKEN_LOOKUP, {"digest": _digest(raw)})
     if token is None or not token.staff_user.is_active:
         return None
     now = utcnow()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import case, delete, func, select
+from sqlalchemy import bindparam, case, delete, func, select
 
 from portal_app.extensions import db
 from portal_app.models import (
@@ -181,19 +181,23 @@ def list_todos(
 DONE_SHOWN = 20
 
 
-def account_page_todos(account_id: int) -> tuple[list[Todo], list[Todo]]:
-    """The portal page's to-dos in one query: every open one (soonest due first, undated last,
-    then oldest) and the last ``DONE_SHOWN`` done ones (latest first)."""
-    latest_done = (
+_PAGE_TODOS = select(Todo).where(
+    Todo.account_id == bindparam("account_id"),
+    (Todo.state == "open")
+    | Todo.id.in_(
         select(Todo.id)
-        .where(Todo.account_id == account_id, Todo.state == "done")
+        .where(Todo.account_id == bindparam("account_id"), Todo.state == "done")
         .order_by(Todo.done_at.desc(), Todo.id.desc())
         .limit(DONE_SHOWN)
         .scalar_subquery()
-    )
-    rows = db.session.scalars(
-        select(Todo).where(Todo.account_id == account_id, (Todo.state == "open") | Todo.id.in_(latest_done))
-    ).all()
+    ),
+)  # built once: the portal home runs it on every visit
+
+
+def account_page_todos(account_id: int) -> tuple[list[Todo], list[Todo]]:
+    """The portal page's to-dos in one query: every open one (soonest due first, undated last,
+    then oldest) and the last ``DONE_SHOWN`` done ones (latest first)."""
+    rows = db.session.scalars(_PAGE_TODOS, {"account_id": account_id}).all()
     open_rows = sorted(
         (t for t in rows if t.state == "open"),
         key=lambda t: (t.due_date is None, t.due_date or date.min, t.id),
@@ -293,11 +297,19 @@ def can_sign(email_id: int, account_id: int, *, signed_in: bool = True) -> bool:
 
 
 def client_view(
-    email_id: int, account_id: int, items: list[Todo], *, signed_in: bool = True
+    email_id: int,
+    account_id: int,
+    items: list[Todo],
+    *,
+    signed_in: bool = True,
+    signatory: bool | None = None,
 ) -> list[ClientTodo]:
-    signatory = any(action_for(t) == "sign" for t in items) and can_sign(
-        email_id, account_id, signed_in=signed_in
-    )
+    """The to-dos as this client may act on them; ``signatory`` when the caller has read it
+    already (the portal home, with the user's accounts), else it is read here."""
+    if signatory is None:
+        signatory = any(action_for(t) == "sign" for t in items) and can_sign(
+            email_id, account_id, signed_in=signed_in
+        )
     return [
         ClientTodo(todo=t, action=(action := action_for(t)), allowed=action != "sign" or signatory)
         for t in items
