@@ -512,3 +512,70 @@ def test_reply_message_ids_and_raw_storage_survive_a_reparse(app, world):
         assert len(again.attachments) == 3
     parsed = message_from_bytes(raw("outlook-tnef.eml"), policy=policy.default)
     assert re.match(r"<AM9PR01MB", parsed["Message-ID"])
+
+
+def _threads_of(world: World, account: Any) -> list[tuple[str, list[str]]]:
+    threads = world.firm.api.get(f"/accounts/{account.id}/threads").get_json()["items"]
+    shape = []
+    for thread in threads:
+        messages = world.firm.api.get(f"/threads/{thread['id']}").get_json()["messages"]
+        shape.append((thread["subject"], [m["subject"] for m in messages]))
+    return sorted(shape)
+
+
+def test_r_syn_6_the_pollers_batch_threads_exactly_as_one_message_at_a_time(app, world):
+    """A reply to a message earlier in the same batch joins its thread, a subject match joins
+    the newest thread of that subject, the same message twice is stored once, an old thread a
+    reply revives takes subject matches again: one batch gives what one by one gives."""
+    from portal_app.services.inbound import ingest
+    from portal_app.services.inbound_batch import ingest_many
+    from portal_app.transaction import commit
+
+    def mail(domain: str) -> list[bytes]:
+        sender = f"anna@{domain}"
+        return [
+            simple(sender, "Your W-2 for 2025", message_id=f"<w1@{domain}>"),
+            simple(sender, "Receipts", message_id=f"<r1@{domain}>"),
+            simple(
+                sender,
+                "Totally different",
+                message_id=f"<w2@{domain}>",
+                extra=f"\r\nIn-Reply-To: <w1@{domain}>",
+            ),
+            simple(sender, "AW: receipts", message_id=f"<r2@{domain}>"),
+            simple(sender, "Your W-2 for 2025", message_id=f"<w1@{domain}>"),  # again: a duplicate
+            simple(sender, "Old matter", message_id=f"<o2@{domain}>", extra=f"\r\nReferences: <o1@{domain}>"),
+            simple(sender, "Re: old matter", message_id=f"<o3@{domain}>"),
+            simple(sender, "New one", message_id=f"<n1@{domain}>"),
+        ]
+
+    accounts = {}
+    for domain in ("one.example", "batch.example"):
+        accounts[domain] = world.client_of("Anna", domain, f"anna@{domain}", f"Account {domain}")
+        # an old thread (40 days) that a reply in the batch brings back
+        old = world.post(simple(f"anna@{domain}", "Old matter", message_id=f"<o1@{domain}>"))
+        assert old.status_code == 200, old.get_json()
+    with in_app(app) as session:
+        session.execute(
+            text("UPDATE threads SET last_message_at = last_message_at - interval '40 days'")
+            if session.get_bind().dialect.name == "postgresql"
+            else text("UPDATE threads SET last_message_at = datetime(last_message_at, '-40 days')")
+        )
+        session.commit()
+    with app.app_context():
+        firm_id = world.firm.id
+        one_by_one = []
+        for message in mail("one.example"):
+            one_by_one.append(ingest(firm_id, message, via="imap").status)
+            commit()
+        batch = [outcome.status for outcome in ingest_many(firm_id, mail("batch.example"), via="imap")]
+        commit()
+    assert batch == one_by_one == ["stored"] * 4 + ["duplicate"] + ["stored"] * 3
+    expected = [
+        ("New one", ["New one"]),
+        ("Old matter", ["Old matter", "Old matter", "Re: old matter"]),
+        ("Receipts", ["Receipts", "AW: receipts"]),
+        ("Your W-2 for 2025", ["Your W-2 for 2025", "Totally different"]),
+    ]
+    assert _threads_of(world, accounts["one.example"]) == expected
+    assert _threads_of(world, accounts["batch.example"]) == expected

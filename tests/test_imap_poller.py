@@ -224,9 +224,9 @@ def test_r_syn_4_a_message_that_cannot_be_stored_stays_unseen_for_the_next_run(
         simple("g.mueller@mueller-gmbh.example", "Zwei", message_id="<two@x>"),
     )
     from portal_app.jobs import mail_poll as imap
-    from portal_app.services import inbound
+    from portal_app.services import inbound, inbound_batch
 
-    real, real_many = inbound.ingest, inbound.ingest_many
+    real, real_many = inbound.ingest, inbound_batch.ingest_many
 
     def flaky(firm_id: int, data: bytes, *, via: str) -> Any:
         if b"Zwei" in data:

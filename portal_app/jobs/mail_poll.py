@@ -23,7 +23,8 @@ from portal_app.extensions import db
 from portal_app.files import one_sync
 from portal_app.models import Firm
 from portal_app.services.errors import ValidationFailed
-from portal_app.services.inbound import ingest, ingest_many
+from portal_app.services.inbound import ingest
+from portal_app.services.inbound_batch import ingest_many
 from portal_app.transaction import commit
 
 log = logging.getLogger(__name__)

@@ -129,49 +129,6 @@ def ingest(firm_id: int, raw: bytes, *, via: str) -> Ingested:
     return _store(parse(raw), targets, inbound_id)
 
 
-def ingest_many(firm_id: int, raws: list[bytes], *, via: str) -> list[Ingested | ValidationFailed]:
-    """``ingest`` for a batch in the caller's one transaction (the mailbox poller's): the same
-    outcome for each message, with the senders' accounts read in one query and the deliveries
-    recorded in one statement. A message refused (not an email) is refused before anything of it
-    is written; its ``ValidationFailed`` takes its place in the answer."""
-    outcomes: list[Ingested | ValidationFailed | None] = [None] * len(raws)
-    heads: dict[int, Parsed] = {}
-    for n, raw in enumerate(raws):
-        try:
-            _check_size(raw)
-            heads[n] = parse_headers(raw)
-            _sender(heads[n])
-        except ValidationFailed as exc:
-            outcomes[n], heads[n] = exc, Parsed()
-    senders = _recipients_of(firm_id, [h.from_address for n, h in heads.items() if outcomes[n] is None])
-    wanted: dict[str, tuple[int, str, int]] = {}  # dedupe key -> the first message with it
-    for n, head in heads.items():
-        if outcomes[n] is not None:
-            continue
-        targets = senders.get(head.from_address, [])
-        if not targets:
-            outcomes[n] = Ingested("ignored")
-            continue
-        sha256 = hashlib.sha256(raws[n]).hexdigest()
-        key = head.message_id or f"sha256:{sha256}"
-        if key in wanted:
-            outcomes[n] = Ingested("duplicate")
-        else:
-            wanted[key] = (n, sha256, len(targets))
-    recorded = _insert_many(
-        firm_id, {k: (len(raws[n]), sha, count) for k, (n, sha, count) in wanted.items()}, via
-    )
-    for key, (n, _sha256, _count) in wanted.items():
-        inbound_id = recorded.get(key)
-        if inbound_id is None:
-            outcomes[n] = Ingested("duplicate")
-            continue
-        store_blob(RAW_AREA, raws[n], ".eml")
-        outcomes[n] = _store(parse(raws[n]), senders[heads[n].from_address], inbound_id)
-    assert all(outcome is not None for outcome in outcomes)
-    return outcomes  # type: ignore[return-value]
-
-
 def _check_size(raw: bytes) -> None:
     if not raw.strip():
         raise ValidationFailed("The message is empty.", fields={"body": ["Send the raw message (RFC 5322)."]})
@@ -264,9 +221,17 @@ def _store(parsed: Parsed, targets: list[tuple[Account, ContactSettings]], inbou
 
 
 def _store_on_account(
-    account: Account, settings: ContactSettings, parsed: Parsed, inbound_id: int, sent_at: object
+    account: Account, settings: ContactSettings, parsed: Parsed, inbound_id: int, sent_at: Any
 ) -> Message:
     thread = find_thread(account, parsed, sent_at=sent_at)
+    message = new_message(account, parsed, inbound_id, sent_at, thread)
+    db.session.flush()
+    file_and_announce(account, settings, parsed, message, thread)
+    return message
+
+
+def new_message(account: Account, parsed: Parsed, inbound_id: int, sent_at: Any, thread: Thread) -> Message:
+    """The message on the account's thread (added, not flushed); the thread moves up."""
     message = Message(
         firm_id=account.firm_id,
         account_id=account.id,
@@ -287,9 +252,16 @@ def _store_on_account(
         created_at=utcnow(),
     )
     db.session.add(message)
-    db.session.flush()
-    if sent_at > thread.last_message_at:  # type: ignore[operator]
-        thread.last_message_at = sent_at  # type: ignore[assignment]
+    if sent_at > thread.last_message_at:
+        thread.last_message_at = sent_at
+    return message
+
+
+def file_and_announce(
+    account: Account, settings: ContactSettings, parsed: Parsed, message: Message, thread: Thread
+) -> None:
+    """A stored message's attachments (saved as documents where the settings say so) and the
+    Inbox+ item that tells the firm; ``message`` has its id."""
     saved: list[documents.Saved | None] = [None] * len(parsed.attachments)
     if settings.auto_save_attachments and parsed.attachments:
         files = [documents.Incoming(a.name, a.data, a.content_type) for a in parsed.attachments]
@@ -316,7 +288,6 @@ def _store_on_account(
             data={"thread_id": str(thread.id), "message_id": str(message.id)},
         )
     )
-    return message
 
 
 def find_thread(account: Account, parsed: Parsed, *, sent_at: Any = None) -> Thread:
