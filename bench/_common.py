@@ -82,14 +82,15 @@ def report(figures: list[Figure]) -> None:
 
 def table(figures: list[Figure]) -> str:
     width = max([len("figure"), *(len(f.name) for f in figures)])
-    header = f"{'figure':<{width}} {'Portico':>12} {'reference':>12} {'ratio':>8}  {'target':<12} result"
+    tw = max([12, *(len(f.target) for f in figures)])
+    header = f"{'figure':<{width}} {'Portico':>12} {'reference':>12} {'ratio':>8}  {'target':<{tw}} result"
     lines = [header, "-" * len(header)]
     for f in figures:
         ratio = f"{f.ratio:.0%}" if f.target.startswith("≥") else f"{f.ratio:.2f}×"
         portico, reference = _value(f.portico, f.unit), _value(f.reference, f.unit)
         lines.append(
             f"{f.name:<{width}} {portico:>12} {reference:>12} {ratio:>8}  "
-            f"{f.target:<12} {_verdict(f)}{'  ' + f.note if f.note else ''}"
+            f"{f.target:<{tw}} {_verdict(f)}{'  ' + f.note if f.note else ''}"
         )
     return "\n".join(lines)
 
