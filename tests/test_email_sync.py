@@ -208,13 +208,7 @@ def test_r_syn_1_and_6_a_reply_goes_out_threaded_and_the_clients_answer_joins_th
     assert world.post(simple("anna.berger@gmail.example", "AW: fwd: YOUR w-2 FOR 2025")).get_json()[
         "thread_ids"
     ] == [thread_id]
-    with in_app(app) as session:
-        session.execute(
-            text("UPDATE threads SET last_message_at = last_message_at - interval '31 days'")
-            if session.get_bind().dialect.name == "postgresql"
-            else text("UPDATE threads SET last_message_at = datetime(last_message_at, '-31 days')")
-        )
-        session.commit()
+    age_threads(app, days=31)
     later = world.post(simple("anna.berger@gmail.example", "Re: Your W-2 for 2025")).get_json()["thread_ids"]
     assert later != [thread_id]
     thread = world.firm.api.get(f"/threads/{thread_id}").get_json()
@@ -224,6 +218,17 @@ def test_r_syn_1_and_6_a_reply_goes_out_threaded_and_the_clients_answer_joins_th
 
 
 # --- R-SYN-2, -7: attachments and real mail ----------------------------------------------------------
+
+
+def age_threads(app: Any, *, days: int) -> None:
+    """Every thread's last message moves ``days`` into the past."""
+    with in_app(app) as session:
+        session.execute(
+            text(f"UPDATE threads SET last_message_at = last_message_at - interval '{days} days'")
+            if session.get_bind().dialect.name == "postgresql"
+            else text(f"UPDATE threads SET last_message_at = datetime(last_message_at, '-{days} days')")
+        )
+        session.commit()
 
 
 def documents_of(world: World, account: Any) -> dict[str, dict[str, Any]]:
@@ -555,13 +560,7 @@ def test_r_syn_6_the_pollers_batch_threads_exactly_as_one_message_at_a_time(app,
         # an old thread (40 days) that a reply in the batch brings back
         old = world.post(simple(f"anna@{domain}", "Old matter", message_id=f"<o1@{domain}>"))
         assert old.status_code == 200, old.get_json()
-    with in_app(app) as session:
-        session.execute(
-            text("UPDATE threads SET last_message_at = last_message_at - interval '40 days'")
-            if session.get_bind().dialect.name == "postgresql"
-            else text("UPDATE threads SET last_message_at = datetime(last_message_at, '-40 days')")
-        )
-        session.commit()
+    age_threads(app, days=40)
     with app.app_context():
         firm_id = world.firm.id
         one_by_one = []
